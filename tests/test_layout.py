@@ -1,0 +1,65 @@
+"""The architecture rules of DEVELOPERS.md, checked on the source itself.
+
+Dependencies flow one way (app -> engines -> compress.models, export -> compress.models); only
+app/ imports Qt; every module has a docstring; no file grows past ~600 lines.
+"""
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("app", "compress", "engines", "export")
+TOP_LEVEL = ("app", "compress", "export", "engines", "tests", "assets", "requirements.txt", "README.md")
+
+
+def modules(package):
+    return sorted((REPO / package).rglob("*.py"))
+
+
+def imported_roots(path):
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_top_level_layout_matches_the_product_card():
+    for name in TOP_LEVEL:
+        assert (REPO / name).exists(), f"missing top-level {name}"
+
+
+# package -> import prefixes it must never use
+FORBIDDEN = {
+    "compress": ("app", "engines", "export", "PyQt6", "PyQt5", "PySide6"),
+    "export": ("app", "engines", "PyQt6", "PyQt5", "PySide6"),
+    "engines": ("app", "export", "PyQt6", "PyQt5", "PySide6"),
+}
+
+
+# The model side of compress/: networks plus their checkpoint and MAC helpers, no training code.
+MODEL_SIDE = (["compress", "models"], ["compress", "checkpoints"], ["compress", "profile"])
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_dependencies_flow_one_way(package):
+    for path in modules(package):
+        for name in imported_roots(path):
+            root = name.split(".")[0]
+            assert root not in FORBIDDEN[package], f"{path.relative_to(REPO)} imports {name}"
+            if package in ("engines", "export") and root == "compress":
+                assert name.split(".")[:2] in MODEL_SIDE, \
+                    f"{path.relative_to(REPO)} may use the model side of compress only, not {name}"
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_every_module_has_a_docstring_and_stays_readable(package):
+    for path in modules(package):
+        tree = ast.parse(path.read_text())
+        assert ast.get_docstring(tree), f"{path.relative_to(REPO)} has no module docstring"
+        lines = path.read_text().count("\n")
+        assert lines <= 650, f"{path.relative_to(REPO)} has {lines} lines; split it"
