@@ -50,6 +50,8 @@ def build_kwargs_of(model: nn.Module) -> Dict[str, Any]:
                   "num_upsampling_layers": model.num_upsampling_layers}
         if arch == "sub_mobile_spade":
             kwargs["config"] = model.config
+        if arch == "spade" and any(k.endswith(".weight_orig") for k in model.state_dict()):
+            kwargs["spectral_norm"] = True
     if arch.startswith("super_"):
         kwargs["config"] = model.config
     return kwargs
@@ -73,6 +75,8 @@ def guess_architecture(state_dict: Dict[str, torch.Tensor]) -> List[Tuple[str, D
         kwargs = {"semantic_nc": int(semantic_nc), "ngf": int(ngf)}
         separable = any(".mlp_gamma.conv.0." in k for k in sd)
         if not separable:
+            if any(k.endswith(".weight_orig") for k in sd):
+                kwargs["spectral_norm"] = True
             return [("spade", kwargs)]
         if width == 16 * ngf:
             return [("mobile_spade", kwargs), ("super_mobile_spade", kwargs)]

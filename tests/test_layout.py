@@ -42,7 +42,8 @@ FORBIDDEN = {
 
 
 # The model side of compress/: networks plus their checkpoint and MAC helpers, no training code.
-MODEL_SIDE = (["compress", "models"], ["compress", "checkpoints"], ["compress", "profile"])
+MODEL_SIDE = (["compress", "models"], ["compress", "checkpoints"], ["compress", "profile"],
+              ["compress", "palettes"])
 
 
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))

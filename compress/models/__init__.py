@@ -40,7 +40,7 @@ ACCEPTED_KWARGS: Dict[str, Tuple[str, ...]] = {
     "super_mobile_resnet_9blocks": _RESNET_ARGS + ("ngf", "config"),
     "sub_mobile_resnet_9blocks": _RESNET_ARGS + ("config",),
     "legacy_sub_mobile_resnet_9blocks": _RESNET_ARGS + ("config",),
-    "spade": _SPADE_ARGS,
+    "spade": _SPADE_ARGS + ("spectral_norm",),
     "mobile_spade": _SPADE_ARGS,
     "super_mobile_spade": _SPADE_ARGS + ("config",),
     "sub_mobile_spade": _SPADE_ARGS + ("config",),

@@ -123,8 +123,9 @@ class PaddedBatchNorm2d(nn.BatchNorm2d):
             raise ValueError(f"batch norm got {width} channels but holds statistics for "
                              f"{self.num_features}; use a config inside the supernet")
         if width < self.num_features:
-            pad = x.new_zeros(x.size(0), self.num_features - width, x.size(2), x.size(3))
-            return super().forward(torch.cat([x, pad], dim=1))[:, :width]
+            # (W, H, C) pad pairs: zeros after the last channel; a plain constant Pad op
+            padded = F.pad(x, (0, 0, 0, 0, 0, self.num_features - width))
+            return super().forward(padded)[:, :width]
         return super().forward(x)
 
 

@@ -7,7 +7,7 @@ statistics and zero-pad narrower activations (`PaddedBatchNorm2d`), so the stand
 `SubMobileSPADEGenerator` built by `make_subnet` has the same keys, every other tensor being a
 leading slice of the supernet's: copying those slices reproduces the supernet's output.
 """
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -101,7 +101,10 @@ class SuperMobileSPADEGenerator(SPADEGeneratorBase):
 
     def forward(self, segmap: torch.Tensor, config=None) -> torch.Tensor:  # type: ignore[override]
         w = self.widths if config is None else self.widths_for(config)
-        run_block: Callable = lambda name, x, seg: getattr(self, name)(x, seg, w.blocks[name])
+
+        def run_block(name: str, x: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
+            return getattr(self, name)(x, seg, w.blocks[name])
+
         return self._generate(segmap, lambda x: self.fc(x, w.trunk), run_block, self.conv_img)
 
     def make_subnet(self, config=None) -> SubMobileSPADEGenerator:

@@ -115,3 +115,27 @@ def test_convert_cli(tmp_path, h2z_checkpoint, capsys):
     assert "--force" in capsys.readouterr().err
     assert main(["inspect", str(out)]) == 0
     assert '"config": "16_16_32_16_32_32_16_16"' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("spectral", [False, True])
+def test_spade_teacher_official_pth_is_recognised(tmp_path, spectral):
+    model = build_generator("spade", semantic_nc=13, ngf=4, spectral_norm=spectral).eval()
+    path = tmp_path / "latest_net_G.pth"
+    torch.save(model.state_dict(), str(path))
+    loaded, meta = load_generator(str(path))  # arch, ngf, channels and spectral norm from shapes
+    assert meta["arch"] == "spade"
+    assert meta["build"]["semantic_nc"] == 13 and meta["build"]["ngf"] == 4
+    assert meta["build"].get("spectral_norm", False) == spectral
+    seg = torch.nn.functional.one_hot(torch.randint(0, 13, (1, 64, 64)), 13).permute(0, 3, 1, 2).float()
+    with torch.no_grad():
+        assert torch.equal(model(seg), loaded(seg))
+
+
+def test_sub_spade_round_trip_keeps_supernet_width_norm_buffers(tmp_path):
+    model = build_generator("sub_mobile_spade", semantic_nc=13, ngf=8, config="8_4_8_4_8_4_8_4").eval()
+    path = tmp_path / "spade.safetensors"
+    save_generator(model, str(path), resolution=(64, 64), palette="facades")
+    loaded, meta = load_generator(str(path))
+    assert meta["build"]["config"] == "8_4_8_4_8_4_8_4" and meta["input_kind"] == "label"
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key]), key

@@ -1,0 +1,99 @@
+"""Class palettes: the one source of truth for class ids, names and colours.
+
+Each palette is a JSON file ``assets/palettes/<name>.json`` (id, name, RGB per class, plus the
+background id the eraser paints and the id ignored in evaluation). Data loading, the engines'
+pre-processing and the app all read palettes through this module. It needs only numpy (no
+torch), so the lean Jetson path (ONNX / TensorRT engines) can use it.
+"""
+import json
+import os
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+PALETTE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "palettes")
+
+
+@dataclass(frozen=True)
+class Palette:
+    """Classes of a label-map dataset. ``colors[i]`` is the RGB of class id ``ids[i]``."""
+
+    name: str
+    ids: Tuple[int, ...]
+    names: Tuple[str, ...]
+    colors: Tuple[Tuple[int, int, int], ...]
+    background_id: int
+    ignore_id: Optional[int] = None
+    description: str = ""
+
+    @property
+    def num_classes(self) -> int:
+        """Label ids run from 0 to num_classes - 1 (the one-hot width of a SPADE input)."""
+        return max(self.ids) + 1
+
+    def lut(self) -> np.ndarray:
+        """(num_classes, 3) uint8 colour per id; ids absent from the palette are black."""
+        table = np.zeros((self.num_classes, 3), dtype=np.uint8)
+        table[list(self.ids)] = np.asarray(self.colors, dtype=np.uint8)
+        return table
+
+    def name_of(self, class_id: int) -> str:
+        return self.names[self.ids.index(class_id)]
+
+    def validate(self, label_map: np.ndarray, source: str = "label map") -> np.ndarray:
+        """Return ``label_map`` if it is a 2-D integer map of known ids, else raise ValueError."""
+        label_map = np.asarray(label_map)
+        if label_map.ndim != 2:
+            raise ValueError(f"{source}: a label map must be 2-D class ids (H, W), got shape "
+                             f"{label_map.shape}; colour images go through Palette.to_ids first")
+        if not np.issubdtype(label_map.dtype, np.integer):
+            raise ValueError(f"{source}: label ids must be integers, got {label_map.dtype}")
+        unknown = sorted(set(np.unique(label_map).tolist()) - set(self.ids))
+        if unknown:
+            raise ValueError(f"{source}: class ids {unknown[:10]} are not in the '{self.name}' palette "
+                             f"(valid ids {min(self.ids)}..{max(self.ids)}); wrong palette or dataset?")
+        return label_map
+
+    def colorize(self, label_map: np.ndarray, source: str = "label map") -> np.ndarray:
+        """(H, W) ids -> (H, W, 3) uint8 RGB."""
+        return self.lut()[self.validate(label_map, source)]
+
+    def to_ids(self, rgb: np.ndarray) -> np.ndarray:
+        """(H, W, 3) RGB -> (H, W) uint8 ids of the nearest palette colour (JPEG-safe).
+        Where two classes share a colour, the lower id wins."""
+        rgb = np.asarray(rgb)
+        if rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise ValueError(f"expected an (H, W, 3) RGB image, got shape {rgb.shape}")
+        colors = np.asarray(self.colors, dtype=np.int32)
+        pixels = rgb.reshape(-1, 3).astype(np.int32)
+        distance = ((pixels[:, None, :] - colors[None, :, :]) ** 2).sum(axis=2)
+        ids = np.asarray(self.ids, dtype=np.uint8)[distance.argmin(axis=1)]
+        return ids.reshape(rgb.shape[:2])
+
+
+def available_palettes() -> List[str]:
+    return sorted(f[:-5] for f in os.listdir(PALETTE_DIR) if f.endswith(".json"))
+
+
+def load_palette(name_or_path: str) -> Palette:
+    """Load ``assets/palettes/<name>.json`` or a JSON file path."""
+    path = name_or_path if name_or_path.endswith(".json") else os.path.join(PALETTE_DIR, name_or_path + ".json")
+    if not os.path.isfile(path):
+        raise ValueError(f"no palette {name_or_path!r} ({path} not found); "
+                         f"available: {', '.join(available_palettes())}")
+    try:
+        with open(path) as handle:
+            data = json.load(handle)
+        classes = sorted(data["classes"], key=lambda c: c["id"])
+        ids = tuple(int(c["id"]) for c in classes)
+        colors = tuple(tuple(int(v) for v in c["rgb"]) for c in classes)
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path}: not a valid palette file ({error}); expected "
+                         '{"name", "background_id", "classes": [{"id", "name", "rgb"}]}') from None
+    if len(set(ids)) != len(ids) or any(i < 0 for i in ids) or any(len(c) != 3 for c in colors):
+        raise ValueError(f"{path}: class ids must be unique non-negative ints with 3-value RGB colours")
+    return Palette(name=data.get("name", os.path.basename(path)[:-5]), ids=ids,
+                   names=tuple(str(c["name"]) for c in classes), colors=colors,
+                   background_id=int(data["background_id"]), ignore_id=data.get("ignore_id"),
+                   description=data.get("description", ""))

@@ -1,0 +1,109 @@
+"""The one contract every inference backend implements (PyTorch, ONNX Runtime, TensorRT).
+
+An `Engine` is opened on a model file, used as a context manager, and runs
+``infer(batch) -> array`` on float32 NCHW numpy arrays (values in [-1, 1] in, [-1, 1] out). It
+exposes what callers need without knowing the backend: the input spec, the model's metadata
+(architecture, palette, input kind, resolution, MACs, params) and the last latency. This module
+imports only numpy, so the lean Jetson path never pulls torch in.
+"""
+import time
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+
+METADATA_KEY = "gan_compression"  # ONNX metadata_props key holding the checkpoint metadata (JSON)
+INPUT_NAME, OUTPUT_NAME = "input", "output"  # tensor names of every exported generator
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """Shape of the model input. ``height``/``width`` are None when the model is dynamic."""
+
+    name: str
+    channels: int
+    height: Optional[int]
+    width: Optional[int]
+    multiple_of: int = 4  # H and W must be multiples of this (2 stride-2 downs; 2**n_up for SPADE)
+    dtype: str = "float32"
+
+    @property
+    def dynamic(self) -> bool:
+        return self.height is None or self.width is None
+
+    def check(self, batch: np.ndarray, source: str = "input") -> np.ndarray:
+        """Return ``batch`` as C-contiguous float32, or raise ValueError saying what is wrong."""
+        batch = np.asarray(batch)
+        if batch.ndim != 4:
+            raise ValueError(f"{source}: expected a 4-D NCHW batch, got shape {batch.shape}")
+        if batch.shape[1] != self.channels:
+            raise ValueError(f"{source}: model expects {self.channels} input channels, got "
+                             f"{batch.shape[1]} (shape {batch.shape})")
+        height, width = batch.shape[2:]
+        if self.dynamic:
+            if height % self.multiple_of or width % self.multiple_of:
+                raise ValueError(f"{source}: height and width must be multiples of "
+                                 f"{self.multiple_of}, got {height}x{width}")
+        elif (height, width) != (self.height, self.width):
+            raise ValueError(f"{source}: model was exported for {self.height}x{self.width}, got "
+                             f"{height}x{width}; resize the input or export with --dynamic")
+        if not np.issubdtype(batch.dtype, np.floating):
+            raise ValueError(f"{source}: expected float values in [-1, 1], got dtype {batch.dtype}")
+        return np.ascontiguousarray(batch, dtype=np.float32)
+
+
+class Engine:
+    """Base class: subclasses set the attributes in ``__init__`` and implement ``_run``."""
+
+    backend = "base"
+
+    def __init__(self, path: str):
+        self.path = path
+        self.device = "cpu"
+        self.metadata: Dict[str, Any] = {}
+        self.input_spec = InputSpec(INPUT_NAME, 3, None, None)
+        self.last_latency_ms: Optional[float] = None
+        self._closed = False
+
+    # -- lifecycle ------------------------------------------------------------------
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the backend's resources; idempotent."""
+        self._closed = True
+
+    @property
+    def is_open(self) -> bool:
+        return not self._closed
+
+    # -- inference ------------------------------------------------------------------
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """Run the generator on an NCHW float batch; records ``last_latency_ms``."""
+        if self._closed:
+            raise RuntimeError(f"{self.path}: engine is closed; open it again with open_engine()")
+        batch = self.input_spec.check(batch, source=self.path)
+        start = time.perf_counter()
+        output = self._run(batch)
+        self.last_latency_ms = (time.perf_counter() - start) * 1000.0
+        return output
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- description ----------------------------------------------------------------
+    @property
+    def resolution(self) -> Tuple[int, int]:
+        """The model's native (height, width): the exported shape, else the metadata's."""
+        if not self.input_spec.dynamic:
+            return self.input_spec.height, self.input_spec.width  # type: ignore[return-value]
+        height, width = self.metadata.get("resolution", (256, 256))
+        return int(height), int(width)
+
+    def describe(self) -> str:
+        macs = self.metadata.get("macs")
+        return (f"{self.backend} on {self.device}: {self.metadata.get('arch', '?')}"
+                + (f" ({macs / 1e9:.2f}G MACs)" if macs else ""))
