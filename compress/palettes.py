@@ -78,7 +78,9 @@ def available_palettes() -> List[str]:
 
 def load_palette(name_or_path: str) -> Palette:
     """Load ``assets/palettes/<name>.json`` or a JSON file path."""
-    path = name_or_path if name_or_path.endswith(".json") else os.path.join(PALETTE_DIR, name_or_path + ".json")
+    path = name_or_path
+    if not path.endswith(".json"):
+        path = os.path.join(PALETTE_DIR, name_or_path + ".json")
     if not os.path.isfile(path):
         raise ValueError(f"no palette {name_or_path!r} ({path} not found); "
                          f"available: {', '.join(available_palettes())}")
