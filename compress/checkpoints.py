@@ -14,12 +14,12 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
 
+from compress.atomic import atomic_write  # noqa: F401  (re-exported: checkpoints.atomic_write)
 from compress.models import GENERATORS, arch_name, build_generator
 from compress.models.resnet import block_group
 from compress.models.search_space import encode_config
@@ -214,22 +214,6 @@ def load_generator(path: str, strict: bool = True, **overrides) -> Tuple[nn.Modu
 
 
 # ----------------------------------------------------------------------------- writing
-
-def atomic_write(path: str, write, overwrite: bool = False) -> None:
-    """Call ``write(temp_path)`` then rename onto ``path``: readers never see a partial file."""
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True (--force) to replace it")
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=directory)
-    os.close(fd)
-    try:
-        write(temp)
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
-
 
 def generator_metadata(model: nn.Module, resolution: Optional[Tuple[int, int]] = None,
                        palette: Optional[str] = None, input_kind: Optional[str] = None,

@@ -6,6 +6,9 @@ import pytest
 import torch
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Tiny test models gain nothing from intra-op threads, and on a loaded 2-core machine OpenMP
+# synchronisation makes them many times slower.
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

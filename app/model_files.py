@@ -1,0 +1,160 @@
+"""Model files as the app sees them before any engine is opened: default paths, metadata
+peeked without a backend, the backends installed here, and the compatibility of two models.
+
+Peeking lets the app refuse a missing file or a palette mismatch with a clear message at start-up,
+before worker threads open the engines; it never imports torch (an ONNX file is read with the
+``onnx`` package, a checkpoint's safetensors header with ``safetensors``' numpy reader, an engine's
+metadata from its ``.json`` sidecar).
+"""
+import importlib.util
+import json
+import os
+from typing import Any, Dict, List, Optional, Tuple
+
+from engines.factory import BACKEND_EXTENSIONS, extension_of
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PLACEHOLDER_DIR = os.path.join(REPO, "build", "placeholder_models")
+MODEL_DIR = os.path.join(REPO, "assets", "models")
+SAMPLES_DIR = os.path.join(REPO, "assets", "samples")
+# Default model pairs, first existing wins: trained models (a later milestone), then the
+# untrained placeholders that `python -m export.placeholders` builds.
+DEFAULT_PAIRS = (
+    (os.path.join(MODEL_DIR, "original.onnx"), os.path.join(MODEL_DIR, "compressed.onnx")),
+    (os.path.join(PLACEHOLDER_DIR, "original.onnx"), os.path.join(PLACEHOLDER_DIR, "compressed.onnx")),
+)
+BACKEND_MODULES = {"torch": "torch", "onnxruntime": "onnxruntime", "tensorrt": "tensorrt"}
+MODEL_FILTER = "Models (*.onnx *.safetensors *.pth *.engine *.plan)"
+
+
+def default_models() -> Tuple[str, str]:
+    """(original, compressed) paths of the first default pair that exists, else the
+    placeholders' paths (the caller reports them as missing, with the command to build them)."""
+    for original, compressed in DEFAULT_PAIRS:
+        if os.path.isfile(original) and os.path.isfile(compressed):
+            return original, compressed
+    return DEFAULT_PAIRS[-1]
+
+
+def missing_model_message(path: str) -> str:
+    message = f"model file not found: {os.path.abspath(path)}"
+    if os.path.abspath(path).startswith(PLACEHOLDER_DIR):
+        message += ("; build the placeholder models with `python -m export.placeholders` "
+                    "(or `make demo`), or pass --original/--compressed")
+    return message
+
+
+def installed_backends() -> List[str]:
+    """Backends whose Python package is importable here (found without importing it)."""
+    return [name for name, module in BACKEND_MODULES.items()
+            if importlib.util.find_spec(module) is not None]
+
+
+def backend_of(path: str) -> Optional[str]:
+    """The backend that opens ``path`` by its extension (None for unknown extensions)."""
+    extension = extension_of(path)
+    for backend, extensions in BACKEND_EXTENSIONS.items():
+        if extension in extensions:
+            return backend
+    return None
+
+
+def file_for_backend(path: str, backend: Optional[str]) -> Optional[str]:
+    """``path`` itself when ``backend`` opens it, else an existing sibling with the same stem
+    and one of the backend's extensions (model.onnx -> model.safetensors), else None."""
+    if backend is None or backend_of(path) == backend:
+        return path
+    stem = os.path.splitext(path)[0]
+    for extension in BACKEND_EXTENSIONS[backend]:
+        if os.path.isfile(stem + extension):
+            return stem + extension
+    return None
+
+
+def resolve_for_backend(path: str, backend: Optional[str]) -> str:
+    """`file_for_backend`, or a ValueError saying which file the backend needs."""
+    resolved = file_for_backend(path, backend)
+    if resolved is None:
+        assert backend is not None
+        wanted = " or ".join(os.path.splitext(path)[0] + ext for ext in BACKEND_EXTENSIONS[backend])
+        raise ValueError(f"backend {backend!r} cannot open {path} and there is no {wanted}; export "
+                         "the model (python -m export.onnx / export.tensorrt) or drop --backend")
+    return resolved
+
+
+def peek_metadata(path: str) -> Dict[str, Any]:
+    """A model file's metadata without opening an engine ({} when the file carries none, e.g.
+    an official .pth). Raises FileNotFoundError or ValueError naming the file."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(missing_model_message(path))
+    extension = extension_of(path)
+    if extension == ".onnx":
+        from engines.onnx_engine import read_onnx_metadata  # onnx only, no session, no torch
+        return read_onnx_metadata(path)
+    if extension == ".safetensors":
+        from safetensors import safe_open
+        try:
+            with safe_open(path, framework="numpy") as handle:
+                header = handle.metadata() or {}
+        except Exception as error:  # safetensors raises its own SafetensorError
+            raise ValueError(f"{path}: not a readable safetensors checkpoint ({error})") from None
+        try:
+            return json.loads(header.get("meta", "{}"))
+        except ValueError:
+            raise ValueError(f"{path}: the checkpoint metadata is not valid JSON; re-save it with "
+                             "python -m compress.checkpoints convert") from None
+    if extension in (".engine", ".plan"):
+        sidecar = path + ".json"
+        if not os.path.isfile(sidecar):
+            return {}
+        with open(sidecar) as handle:
+            try:
+                return dict(json.load(handle).get("metadata") or {})
+            except (ValueError, AttributeError):
+                raise ValueError(f"{sidecar}: unreadable engine sidecar; rebuild the engine with "
+                                 "python -m export.tensorrt MODEL.onnx") from None
+    if extension == ".pth":
+        return {}
+    raise ValueError(f"{path}: not a model file; expected .onnx, .safetensors, .pth or .engine")
+
+
+def compatibility_problem(original: Dict[str, Any], compressed: Dict[str, Any]) -> Optional[str]:
+    """Why two models cannot share one canvas (None when they can): their input kind or
+    palette differ. Missing keys (official .pth files) are not held against them."""
+    for key, what in (("input_kind", "input kinds"), ("palette", "palettes")):
+        first, second = original.get(key), compressed.get(key)
+        if first is not None and second is not None and first != second:
+            return (f"the models have different {what}: original {first!r}, compressed "
+                    f"{second!r}; both panes draw from one canvas, so pick two models trained "
+                    "on the same dataset")
+    return None
+
+
+def canvas_kind(metadata: Dict[str, Any]) -> str:
+    """"label" or "sketch": what the canvas edits for this model. Raises ValueError for models
+    that take photos (nothing to draw) or name no input kind and no palette."""
+    kind = metadata.get("input_kind")
+    if kind is None and metadata.get("palette"):
+        kind = "label"
+    if kind in ("label", "sketch"):
+        return kind
+    if kind == "image":
+        raise ValueError("this model translates photos (input_kind 'image'); the demo draws label "
+                         "maps or sketches: open a label->photo or edges->photo model")
+    raise ValueError("the model's metadata names no input kind or palette; re-export it with "
+                     "--palette NAME / --input-kind label|sketch")
+
+
+def is_placeholder(metadata: Dict[str, Any]) -> bool:
+    return bool(metadata.get("placeholder"))
+
+
+def samples_for(metadata: Dict[str, Any], kind: str) -> List[str]:
+    """Sample files for "random sample": assets/samples/<palette> for label models, else
+    assets/samples/<dataset> (edges2shoes for sketches when the metadata names none)."""
+    folder = metadata.get("palette") if kind == "label" else (metadata.get("dataset") or "edges2shoes")
+    directory = os.path.join(SAMPLES_DIR, str(folder))
+    if not os.path.isdir(directory):
+        return []
+    return sorted(os.path.join(directory, name) for name in os.listdir(directory)
+                  if name.lower().endswith((".png", ".jpg", ".jpeg")))

@@ -1,0 +1,167 @@
+"""ResultPane: one generator's output with a legible overlay of how it was produced and how fast.
+
+The overlay shows the backend and device, the latency as an exponential moving average (so the
+number is readable while drawing), the frame rate that latency allows, and the model's MACs and
+parameters from its metadata. These are live figures of the app's own path (pre-process,
+inference, post-process); the Benchmark menu measures latency properly (warm-up, many runs).
+"""
+import time
+from typing import Any, Dict, Optional
+
+from PyQt6.QtCore import QRectF, QSize, Qt, pyqtSignal
+from PyQt6.QtGui import QColor, QFont, QImage, QPainter, QPaintEvent
+from PyQt6.QtWidgets import QSizePolicy, QWidget
+
+# Qt flags combine with |, which vermin mistakes for a 3.10 union type: hence novermin.
+TEXT_ALIGNMENT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter  # novermin
+EMA_WEIGHT = 0.2  # weight of the newest sample: about the last 5 frames dominate
+
+
+class LatencyEma:
+    """Exponential moving average of latency samples in ms (the first sample initialises it)."""
+
+    def __init__(self, weight: float = EMA_WEIGHT):
+        if not 0 < weight <= 1:
+            raise ValueError(f"EMA weight must be in (0, 1], got {weight}")
+        self.weight = weight
+        self.value_ms: Optional[float] = None
+
+    def add(self, sample_ms: float) -> float:
+        if self.value_ms is None:
+            self.value_ms = float(sample_ms)
+        else:
+            self.value_ms += self.weight * (float(sample_ms) - self.value_ms)
+        return self.value_ms
+
+    def reset(self) -> None:
+        self.value_ms = None
+
+
+def human_count(value: Optional[float]) -> str:
+    """2.55e9 -> "2.55G"; None -> "?"."""
+    if value is None:
+        return "?"
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.2f}{unit}"
+    return str(int(value))
+
+
+class ResultPane(QWidget):
+    """Shows the newest output of one worker, scaled to fit, with the overlay on top.
+
+    ``frameShown(request_id, shown_s)`` is emitted from ``paintEvent`` the first time a frame is
+    actually painted (``shown_s`` a time.perf_counter() stamp): the end of "stroke to pixels".
+    """
+
+    frameShown = pyqtSignal(int, float)
+
+    def __init__(self, title: str, parent: Optional[QWidget] = None):
+        super().__init__(parent)
+        self.title = title  # shown by the window's caption above the pane
+        self.image: Optional[QImage] = None
+        self.request_id = -1
+        self._announced_id = -1
+        self.info: Dict[str, Any] = {}
+        self.status = "loading model..."
+        self.infer_ema, self.total_ema = LatencyEma(), LatencyEma()
+        self.frames = 0
+        self.setMinimumSize(QSize(200, 200))
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)  # we paint every pixel
+
+    # -- state from the worker -------------------------------------------------------------
+    def set_engine_info(self, info: Dict[str, Any]) -> None:
+        """The worker opened its engine: remember what to show in the overlay."""
+        self.info = dict(info)
+        self.status = ""
+        self.infer_ema.reset()
+        self.total_ema.reset()
+        self.update()
+
+    def set_status(self, text: str) -> None:
+        """A message instead of latency figures (loading, errors)."""
+        self.status = text
+        self.update()
+
+    def show_result(self, request_id: int, image: QImage, timings: Dict[str, float]) -> None:
+        """A rendered frame arrived; ignored when an older request overtakes a newer one."""
+        if request_id < self.request_id:
+            return
+        self.request_id = request_id
+        self.image = image
+        self.infer_ema.add(timings["infer_ms"])
+        self.total_ema.add(timings["total_ms"])
+        self.frames += 1
+        self.update()
+
+    def clear_result(self) -> None:
+        self.image, self.request_id, self._announced_id = None, -1, -1
+        self.update()
+
+    # -- overlay text ----------------------------------------------------------------------
+    def overlay_lines(self):
+        """The overlay's lines (also used by tests and the screenshot)."""
+        lines = []
+        if self.info:
+            meta = self.info.get("metadata", {})
+            lines.append(f"{self.info.get('backend', '?')} on {self.info.get('device', '?')}"
+                         f" \u00b7 {meta.get('arch', '?')}")
+            lines.append(f"MACs {human_count(meta.get('macs'))} \u00b7 "
+                         f"params {human_count(meta.get('params'))}")
+        if self.status:
+            lines.append(self.status)
+        elif self.total_ema.value_ms is not None:
+            total = self.total_ema.value_ms
+            fps = f"{1000.0 / total:.1f} FPS" if total > 0 else "- FPS"
+            lines.append(f"{total:.1f} ms (EMA) \u00b7 {fps} \u00b7 infer {self.infer_ema.value_ms:.1f} ms")
+        return lines
+
+    # -- painting ----------------------------------------------------------------------------
+    def image_rect(self) -> QRectF:
+        """Where the image goes: the largest fit keeping its aspect, centred horizontally and
+        aligned to the top (level with the canvas beside it)."""
+        if self.image is None or self.image.isNull():
+            image_width, image_height = 1, 1
+        else:
+            image_width, image_height = self.image.width(), self.image.height()
+        scale = min(self.width() / image_width, self.height() / image_height)
+        width, height = image_width * scale, image_height * scale
+        return QRectF((self.width() - width) / 2, 0, width, height)
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), self.palette().window())
+        target = self.image_rect()
+        if self.image is not None and not self.image.isNull():
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+            painter.drawImage(target, self.image)
+        else:
+            painter.fillRect(target, QColor(96, 98, 104))  # waiting for the first frame
+        self._paint_overlay(painter, target)
+        painter.end()
+        if self.image is not None and self.request_id != self._announced_id:
+            self._announced_id = self.request_id
+            self.frameShown.emit(self.request_id, time.perf_counter())
+
+    def _paint_overlay(self, painter: QPainter, target: QRectF) -> None:
+        lines = self.overlay_lines()
+        if not lines:
+            return
+        font = QFont(self.font())
+        font.setPointSizeF(max(8.0, min(11.0, target.width() / 40)))
+        painter.setFont(font)
+        metrics = painter.fontMetrics()
+        line_height = metrics.height()
+        width = max(metrics.horizontalAdvance(line) for line in lines) + 14
+        box = QRectF(target.left() + 6, target.top() + 6, min(width, target.width() - 12),
+                     line_height * len(lines) + 10)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(0, 0, 0, 165))  # translucent: legible on any output
+        painter.drawRoundedRect(box, 5, 5)
+        for index, line in enumerate(lines):
+            # the latency line (last) in amber: the number the comparison is about
+            painter.setPen(QColor(255, 214, 102) if index == len(lines) - 1 else QColor(245, 245, 245))
+            painter.drawText(QRectF(box.left() + 7, box.top() + 5 + index * line_height,
+                                    box.width() - 10, line_height),
+                             TEXT_ALIGNMENT, line)

@@ -1,0 +1,84 @@
+"""``python -m app`` in-process: start-up checks give a message and an exit code; --screenshot
+renders the window offscreen with both outputs."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PyQt6.QtGui import QImage
+
+from app.__main__ import EXIT_DISPLAY, EXIT_MODEL, EXIT_USAGE, main
+from tests.app.helpers import with_metadata
+
+
+def test_missing_model_is_one_clear_line(tmp_path, capsys):
+    missing = tmp_path / "nope.onnx"
+    assert main(["--original", str(missing), "--compressed", str(missing)]) == EXIT_MODEL
+    error = capsys.readouterr().err
+    assert "model file not found" in error and str(missing) in error and "Traceback" not in error
+
+
+def test_incompatible_models_are_refused(tiny_models, tmp_path, capsys):
+    other = with_metadata(tiny_models["compressed.onnx"], tmp_path / "city.onnx", palette="cityscapes")
+    assert main(["--original", tiny_models["original.onnx"], "--compressed", str(other)]) == EXIT_MODEL
+    assert "different palettes" in capsys.readouterr().err
+
+
+def test_photo_models_are_refused(tiny_models, tmp_path, capsys):
+    photo = [with_metadata(tiny_models[f"{n}.onnx"], tmp_path / f"{n}.onnx", input_kind="image",
+                           palette=None) for n in ("original", "compressed")]
+    assert main(["--original", str(photo[0]), "--compressed", str(photo[1])]) == EXIT_MODEL
+    assert "translates photos" in capsys.readouterr().err
+
+
+def test_no_display_is_reported(tiny_models, monkeypatch, capsys):
+    for name in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    code = main(["--original", tiny_models["original.onnx"], "--compressed", tiny_models["compressed.onnx"]])
+    assert code == EXIT_DISPLAY and "no display" in capsys.readouterr().err
+
+
+def test_screenshot_draws_a_facade_and_shows_both_outputs(tiny_models, tmp_path, capsys):
+    path = tmp_path / "shot.png"
+    args = ["--original", tiny_models["original.onnx"], "--compressed", tiny_models["compressed.onnx"],
+            "--threads", "1", "--screenshot", str(path)]
+    assert main(args) == 0
+    image = QImage(str(path))
+    assert image.width() > 2 * image.height() > 0
+    assert main(args) == EXIT_USAGE  # never replaces a file without --force
+    assert "--force" in capsys.readouterr().err
+    assert main(args + ["--force"]) == 0
+
+
+def test_help_explains_with_examples(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    assert "examples:" in capsys.readouterr().out
+
+
+def test_onnx_models_run_without_torch(tiny_models, tmp_path):
+    """The Jetson path: with torch unimportable, the app opens ONNX models and renders."""
+    repo = Path(__file__).resolve().parents[2]
+    script = ("import sys; sys.modules['torch'] = None  # any torch import now fails\n"
+              "from app.__main__ import main\n"
+              f"code = main(['--original', {tiny_models['original.onnx']!r}, '--compressed', "
+              f"{tiny_models['compressed.onnx']!r}, '--threads', '1', '--screenshot', "
+              f"{str(tmp_path / 'no_torch.png')!r}])\n"
+              "assert 'compress.models' not in sys.modules\n"
+              "sys.exit(code)\n")
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(repo))
+    result = subprocess.run([sys.executable, "-c", script], cwd=repo, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "no_torch.png").is_file()
+
+
+def test_backend_without_a_matching_file_is_reported(tiny_models, capsys):
+    args = ["--original", tiny_models["original.onnx"], "--compressed", tiny_models["compressed.onnx"],
+            "--backend", "tensorrt"]
+    assert main(args) == EXIT_MODEL
+    error = capsys.readouterr().err
+    assert "original.engine" in error and "export.tensorrt" in error

@@ -1,0 +1,180 @@
+"""The real window, headless: strokes, fill, undo/redo, live and manual rendering, stale-request
+dropping, files, backends and model checks."""
+import os
+import time
+
+import numpy as np
+import pytest
+from PyQt6.QtCore import Qt
+from PyQt6.QtGui import QImage
+
+from app.main_window import PANES
+from app.palette_panel import INK, PAPER
+from tests.app.helpers import click, drag, open_window, wait_rendered, with_metadata
+
+
+@pytest.fixture
+def window(qtbot, tiny_models):
+    window = open_window(qtbot, tiny_models["original.onnx"], tiny_models["compressed.onnx"])
+    yield window
+    window.shutdown()
+
+
+def test_window_shows_both_models_and_the_facades_palette(window):
+    assert window.kind == "label" and window.palette.name == "facades"
+    assert window.label_map.shape == (64, 64) and (window.label_map.ids == 1).all()  # background
+    names = [name for _, name, _ in window.palette_panel.swatches]
+    assert names[:3] == ["background", "facade", "window"] and "unused" not in names
+    assert "untrained placeholder" in window.windowTitle() and window.banner.isVisible()
+    for name in PANES:
+        lines = window.panes[name].overlay_lines()
+        assert lines[0].startswith("onnxruntime on cpu")
+        assert "MACs" in lines[1] and "FPS" in lines[2] and "ms (EMA)" in lines[2]
+        assert window.panes[name].image.size().width() == 64
+
+
+def test_digits_select_classes_and_strokes_render_in_both_panes(qtbot, window):
+    qtbot.keyClick(window, Qt.Key.Key_3)  # third swatch: window (id 3)
+    assert window.canvas.value == 3
+    before = window.request_id
+    drag(qtbot, window.canvas, [(5, 5), (20, 8), (40, 30)])
+    painted = window.label_map.ids == 3
+    assert painted.sum() > 40 and painted[5, 5] and painted[30, 40]
+    assert window.request_id > before  # the release forced a render
+    wait_rendered(qtbot, window)
+    version, _ = window.request_log[window.request_id]
+    assert version == window.label_map.version  # both panes show the final stroke
+    for name in PANES:
+        assert window.panes[name].frames >= 2
+
+
+def test_fill_rectangle_line_eraser_and_undo_redo(qtbot, window):
+    qtbot.keyClick(window, Qt.Key.Key_R)  # rectangle tool
+    qtbot.keyClick(window, Qt.Key.Key_2)  # facade
+    drag(qtbot, window.canvas, [(10, 10), (30, 20), (50, 50)])  # the preview follows the drag
+    ids = window.label_map.ids
+    assert (ids[10:51, 10:51] == 2).all() and (ids == 2).sum() == 41 * 41
+    qtbot.keyClick(window, Qt.Key.Key_F)
+    qtbot.keyClick(window, Qt.Key.Key_4)  # door
+    click(qtbot, window.canvas, 30, 30)
+    assert (window.label_map.ids[10:51, 10:51] == 4).all() and window.label_map.ids[5, 5] == 1
+    filled = window.label_map.snapshot()
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert (window.label_map.ids[10:51, 10:51] == 2).all()
+    control_shift = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier  # novermin
+    qtbot.keyClick(window, Qt.Key.Key_Z, control_shift)
+    np.testing.assert_array_equal(window.label_map.ids, filled)
+    qtbot.keyClick(window, Qt.Key.Key_E)  # eraser paints the background class
+    drag(qtbot, window.canvas, [(30, 12), (30, 48)])
+    assert window.label_map.ids[30, 30] == 1
+    drag(qtbot, window.canvas, [(20, 40), (20, 44)], button=Qt.MouseButton.RightButton)
+    assert window.label_map.ids[42, 20] == 1  # right button erases with any tool
+    assert window.label_map.history_depth == 4 and window.undo_action.isEnabled()
+    wait_rendered(qtbot, window)
+
+
+def test_wheel_and_slider_set_the_brush_size(qtbot, window):
+    window.palette_panel.size_slider.setValue(20)
+    assert window.canvas.brush_px == 20
+    window.canvas.set_brush_size(5)  # what a wheel turn does
+    assert window.palette_panel.size_slider.value() == 5
+
+
+def test_live_off_renders_only_on_demand(qtbot, window):
+    window.set_live(False)
+    shown = window.panes["original"].request_id
+    drag(qtbot, window.canvas, [(5, 50), (60, 50)])
+    qtbot.wait(300)
+    assert window.panes["original"].request_id == shown
+    window.render_action.trigger()
+    wait_rendered(qtbot, window)
+    assert window.request_log[window.request_id][0] == window.label_map.version
+
+
+def test_stale_requests_are_dropped_and_drawing_never_waits(qtbot, tiny_models, slow_opener):
+    opener, _ = slow_opener  # 150 ms per inference
+    window = open_window(qtbot, tiny_models["original.onnx"], tiny_models["compressed.onnx"],
+                         opener=opener)
+    rendered = {name: [] for name in PANES}
+    for name in PANES:
+        window.workers[name][0].rendered.connect(lambda rid, image, timings, n=name: rendered[n].append(rid))
+    first = window.request_id + 1
+    dropped_before = {name: window.workers[name][0].dropped for name in PANES}
+    points = [(4 + 2 * i, 10 + i) for i in range(25)]
+    to_widget = window.canvas.to_widget
+    qtbot.mousePress(window.canvas, Qt.MouseButton.LeftButton, pos=to_widget(*points[0]).toPoint())
+    handling_ms = []
+    for point in points[1:]:  # ~10 ms between mouse moves, so throttled requests pile up
+        start = time.perf_counter()
+        qtbot.mouseMove(window.canvas, to_widget(*point).toPoint())
+        handling_ms.append((time.perf_counter() - start) * 1e3)
+        qtbot.wait(10)
+    assert max(handling_ms) < 100  # a stroke event never waits for the 150 ms inference
+    qtbot.mouseRelease(window.canvas, Qt.MouseButton.LeftButton, pos=to_widget(*points[-1]).toPoint())
+    last = window.request_id
+    wait_rendered(qtbot, window, timeout=10000)
+    qtbot.wait(200)
+    submitted = last - first + 1
+    assert submitted >= 5
+    for name in PANES:
+        ids = rendered[name]
+        assert ids[0] == first and ids[-1] == last  # the first stroke segment, then the newest
+        assert len(ids) < submitted and ids == sorted(ids)
+        assert window.workers[name][0].dropped - dropped_before[name] == submitted - len(ids)
+    window.shutdown()
+
+
+def test_save_and_load_label_map_round_trip(qtbot, window, tmp_path):
+    window.canvas.stroke([(3, 3), (60, 60)], tool="brush", value=7)
+    window.canvas.stroke([(10, 40), (30, 60)], tool="rectangle", value=12)
+    drawn = window.label_map.snapshot()
+    path = str(tmp_path / "drawn.png")
+    window.save_label_map(path)
+    assert QImage(path).format() == QImage.Format.Format_Indexed8
+    window.clear_canvas()
+    assert (window.label_map.ids == 1).all()
+    window.open_label_map(path)
+    np.testing.assert_array_equal(window.label_map.ids, drawn)
+    window.undo()
+    assert (window.label_map.ids == 1).all()  # opening a file is one undo step
+    wait_rendered(qtbot, window)
+
+
+def test_random_sample_outputs_and_composite(qtbot, window, tmp_path):
+    path = window.random_sample()
+    assert os.path.basename(path).startswith("cmp_b") and len(np.unique(window.label_map.ids)) > 4
+    wait_rendered(qtbot, window)
+    written = window.save_outputs(str(tmp_path / "out.png"))
+    assert [os.path.basename(p) for p in written] == ["out_original.png", "out_compressed.png"]
+    assert all(QImage(p).size().width() == 64 for p in written)
+    sheet = window.composite_image()
+    assert sheet.width() > 3 * sheet.height() * 0.8
+
+
+def test_backend_switch_reopens_the_sibling_checkpoints(qtbot, window):
+    window.set_backend("torch")  # original.onnx -> original.safetensors
+    qtbot.waitUntil(lambda: len(window.engine_info) == 2, timeout=30000)
+    assert {window.engine_info[n]["backend"] for n in PANES} == {"torch"}
+    assert window.paths["original"].endswith("original.safetensors")
+    wait_rendered(qtbot, window)
+
+
+def test_incompatible_models_are_refused(qtbot, tiny_models, tmp_path):
+    other = with_metadata(tiny_models["compressed.onnx"], tmp_path / "city.onnx", palette="cityscapes")
+    from app.main_window import MainWindow
+    with pytest.raises(ValueError, match="different palettes"):
+        MainWindow(tiny_models["original.onnx"], str(other))
+
+
+def test_sketch_models_get_a_pen_on_white_paper(qtbot, tiny_models, tmp_path):
+    paths = [with_metadata(tiny_models[f"{n}.onnx"], tmp_path / f"{n}_sketch.onnx",
+                           input_kind="sketch", palette=None) for n in PANES]
+    window = open_window(qtbot, *paths)
+    assert window.kind == "sketch" and (window.label_map.ids == PAPER).all()
+    assert [v for v, _, _ in window.palette_panel.swatches] == [INK, PAPER]
+    assert not window.tool_actions["fill"].isEnabled()
+    drag(qtbot, window.canvas, [(10, 10), (50, 50)])
+    assert window.label_map.ids[30, 30] == INK and window.label_map.ids[10, 50] == PAPER
+    assert window.engine_info["original"]["mode"] == "sketch"
+    wait_rendered(qtbot, window)
+    window.shutdown()
