@@ -1,0 +1,370 @@
+"""Train a teacher generator: pix2pix, CycleGAN or GauGAN (SPADE).
+
+    python -m compress.train configs/facades_pix2pix.toml
+    python -m compress.train configs/facades_pix2pix.toml --batch_size=8 --output_dir=runs/f8
+    torchrun --nproc_per_node=4 -m compress.train configs/edges2shoes_pix2pix.toml
+
+Settings come from `TrainConfig` (TOML file, then ``--key=value`` overrides; see
+`compress.config`). The run folder (``output_dir``) receives the resolved ``config.toml``, the
+resume checkpoint, TensorBoard logs, ``metrics.json`` and the exported generators
+(``G_best.safetensors``, ``G_final.safetensors``, in the project's checkpoint format). Running
+the same command again resumes an interrupted run; ``--force`` starts it over. The training
+loop itself lives in `compress.training`.
+"""
+import argparse
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional, Tuple
+
+import torch
+from tqdm import tqdm
+
+from compress.config import describe_config, diff_configs, load_config, option, save_config
+
+MODELS = ("pix2pix", "cycle_gan", "gaugan")
+DATASET_MODES = ("labelmap", "aligned", "unaligned", "cityscapes")
+CONFIG_FILE = "config.toml"
+# settings that may change when a run resumes (they do not alter what is trained)
+RESUMABLE_CHANGES = ("max_steps", "save_every_steps", "log_every_steps", "image_every_steps", "num_workers",
+                     "device", "cpu_threads", "tensorboard", "eval_every_epochs", "eval_max_images",
+                     "output_dir")
+
+
+@dataclass
+class TrainConfig:
+    # --- what to train
+    model: str = option("pix2pix", "pix2pix | cycle_gan | gaugan")
+    netG: str = option("resnet_9blocks", "generator architecture (compress.models.GENERATORS), "
+                                         "e.g. resnet_9blocks, mobile_resnet_9blocks, spade")
+    ngf: int = option(64, "generator base width")
+    dropout_rate: float = option(0.0, "dropout in the ResNet blocks (upstream default 0)")
+    num_upsampling_layers: str = option("normal", "SPADE: normal | more | most (latent grid = size / 2**n)")
+    # --- data (compress.data)
+    dataroot: str = option("", "dataset folder (layouts: docs/training.md)")
+    dataset_mode: str = option("aligned", "labelmap | aligned | unaligned | cityscapes")
+    direction: str = option("AtoB", "AtoB | BtoA")
+    palette: Optional[str] = option(None, "label palette in assets/palettes (label-map datasets)")
+    input_encoding: str = option("color", "label maps as generator input: color (pix2pix) | onehot (SPADE)")
+    instance_edges: bool = option(False, "cityscapes + onehot: add the instance-boundary channel")
+    load_size: Optional[int] = option(None, "resize width before cropping (height = width / aspect_ratio)")
+    crop_size: Optional[int] = option(None, "training crop width; validation resizes to it")
+    aspect_ratio: float = option(1.0, "width / height of load_size and crop_size")
+    flip: bool = option(True, "random horizontal flips")
+    max_items: Optional[int] = option(None, "use only the first N training items (smoke tests)")
+    val_split: str = option("val", "split used for validation (folder name; unaligned: <split>A/B)")
+    # --- discriminator and losses
+    ndf: int = option(64, "discriminator base width")
+    n_layers_D: int = option(3, "PatchGAN layers (GauGAN: 4)")
+    num_D: int = option(2, "GauGAN: discriminator scales")
+    norm_D: str = option("instance", "instance | batch | none (pix2pix/CycleGAN); spectralinstance (GauGAN)")
+    gan_mode: str = option("hinge", "lsgan | hinge | vanilla (GauGAN always hinge)")
+    lambda_l1: float = option(100.0, "pix2pix: weight of L1(G(A), B)")
+    lambda_cycle: float = option(10.0, "CycleGAN: weight of the cycle losses")
+    lambda_identity: float = option(0.5, "CycleGAN: identity loss weight, relative to lambda_cycle")
+    pool_size: int = option(50, "CycleGAN: generated-image history for D (0 = off)")
+    lambda_feat: float = option(10.0, "GauGAN: discriminator feature-matching weight")
+    lambda_vgg: float = option(10.0, "GauGAN: VGG19 perceptual weight (needs vgg_weights)")
+    vgg_weights: Optional[str] = option(None, "GauGAN: local VGG19 weights (torchvision vgg19-dcbedf5f.pth)")
+    # --- optimisation
+    init_type: str = option("normal", "weight init: normal | xavier | kaiming | orthogonal")
+    init_gain: float = option(0.02, "std / gain of the weight init")
+    lr: float = option(2e-4, "Adam learning rate of the generator(s)")
+    lr_D: Optional[float] = option(None, "Adam learning rate of the discriminator(s) (default: lr)")
+    beta1: float = option(0.5, "Adam beta1")
+    beta2: float = option(0.999, "Adam beta2")
+    nepochs: int = option(5, "epochs at the initial learning rate")
+    nepochs_decay: int = option(15, "epochs of linear decay to zero afterwards")
+    batch_size: int = option(4, "batch size per process")
+    num_workers: int = option(0, "data-loading worker processes")
+    seed: int = option(233, "random seed (weights, data order, augmentation)")
+    # --- run control
+    output_dir: str = option("runs/train", "run folder: checkpoints, logs, exported generators")
+    max_steps: Optional[int] = option(None, "stop (resumably) after this many steps in total")
+    save_every_steps: int = option(500, "checkpoint interval in steps (also at every epoch end)")
+    log_every_steps: int = option(20, "TensorBoard scalar interval in steps")
+    image_every_steps: int = option(500, "TensorBoard image interval in steps")
+    eval_metric: str = option("fid", "validation metric: fid | miou | psnr | none")
+    eval_every_epochs: int = option(1, "validate every N epochs (and after the last)")
+    eval_max_images: int = option(50, "validation images per evaluation (keeps CPU runs fast)")
+    segmenter: Optional[str] = option(None, "segmenter checkpoint for eval_metric = miou")
+    input_kind: Optional[str] = option(None, "metadata of the exported generator: label | sketch | image "
+                                             "(default from the dataset)")
+    device: str = option("auto", "auto | cpu | cuda (torchrun: one GPU per process)")
+    cpu_threads: Optional[int] = option(None, "intra-op CPU threads (default: torch's choice; 1 is much "
+                                              "faster on a busy shared CPU)")
+    tensorboard: bool = option(True, "write TensorBoard logs")
+
+    def __post_init__(self) -> None:
+        choices = {"model": MODELS, "dataset_mode": DATASET_MODES, "direction": ("AtoB", "BtoA"),
+                   "input_encoding": ("color", "onehot"), "gan_mode": ("lsgan", "hinge", "vanilla"),
+                   "eval_metric": ("fid", "miou", "psnr", "none"),
+                   "init_type": ("normal", "xavier", "kaiming", "orthogonal"),
+                   "num_upsampling_layers": ("normal", "more", "most")}
+        for key, valid in choices.items():
+            if getattr(self, key) not in valid:
+                raise ValueError(f"{key} = {getattr(self, key)!r}: choose one of {', '.join(valid)}")
+        if not self.dataroot:
+            raise ValueError("dataroot is not set: give the dataset folder "
+                             "(dataroot = \"...\" or --dataroot=...)")
+        if self.cpu_threads is not None and self.cpu_threads < 1:
+            raise ValueError(f"cpu_threads must be >= 1, got {self.cpu_threads}")
+        positive = ("ngf", "ndf", "n_layers_D", "num_D", "batch_size", "save_every_steps", "log_every_steps",
+                    "image_every_steps", "eval_every_epochs", "eval_max_images")
+        for key in positive:
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.nepochs < 0 or self.nepochs_decay < 0 or self.nepochs + self.nepochs_decay < 1:
+            raise ValueError("nepochs and nepochs_decay must be >= 0 with at least one epoch in total")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+        if self.model == "cycle_gan" and self.dataset_mode != "unaligned":
+            raise ValueError("model = \"cycle_gan\" trains on unpaired data: "
+                             "set dataset_mode = \"unaligned\"")
+        if self.model != "cycle_gan" and self.dataset_mode == "unaligned":
+            raise ValueError(f"model = \"{self.model}\" needs paired data; unaligned data is for cycle_gan")
+        if self.model == "gaugan" and self.input_encoding != "onehot":
+            raise ValueError("model = \"gaugan\" takes one-hot label maps: set input_encoding = \"onehot\"")
+        if self.input_kind not in (None, "label", "sketch", "image"):
+            raise ValueError(f"input_kind must be label, sketch or image, got {self.input_kind!r}")
+
+    def size_hw(self, width: Optional[int]) -> Optional[Tuple[int, int]]:
+        return None if width is None else (int(round(width / self.aspect_ratio)), int(width))
+
+
+# ----------------------------------------------------------------------------- building blocks
+
+def build_datasets(cfg: TrainConfig):
+    """(train set, validation set or None)."""
+    from compress.data import build_dataset
+    common = dict(direction=cfg.direction, palette=cfg.palette, input_encoding=cfg.input_encoding,
+                  instance_edges=cfg.instance_edges, seed=cfg.seed)
+    train = build_dataset(cfg.dataset_mode, cfg.dataroot, "train", load_size=cfg.size_hw(cfg.load_size),
+                          crop_size=cfg.size_hw(cfg.crop_size), flip=cfg.flip, max_items=cfg.max_items,
+                          **common)
+    if cfg.eval_metric == "none":
+        return train, None
+    # validation like upstream testing: resized straight to the crop size, no flip, no random crop
+    val = build_dataset(cfg.dataset_mode, cfg.dataroot, cfg.val_split, flip=False, random_crop=False,
+                        load_size=cfg.size_hw(cfg.crop_size or cfg.load_size), **common)
+    return train, val
+
+
+def build_generator_for(cfg: TrainConfig, input_nc: int, size_hw: Tuple[int, int]):
+    from compress.models import GENERATORS, build_generator
+    if cfg.netG not in GENERATORS:
+        raise ValueError(f"netG = {cfg.netG!r}: choose one of {', '.join(GENERATORS)}")
+    if "spade" in cfg.netG:
+        height, width = size_hw
+        return build_generator(cfg.netG, semantic_nc=input_nc, output_nc=3, ngf=cfg.ngf, crop_size=width,
+                               aspect_ratio=width / height, num_upsampling_layers=cfg.num_upsampling_layers)
+    if cfg.model == "gaugan":
+        raise ValueError(f"model = \"gaugan\" needs a SPADE generator (netG = \"spade\"), got {cfg.netG!r}")
+    return build_generator(cfg.netG, input_nc=input_nc, output_nc=3, ngf=cfg.ngf,
+                           dropout_rate=cfg.dropout_rate)
+
+
+def build_recipe(cfg: TrainConfig, ctx, input_nc: int, size_hw: Tuple[int, int], note: Callable[[str], None]):
+    from compress.models.discriminators import MultiscaleDiscriminator, NLayerDiscriminator
+    from compress.training.recipe import init_weights
+
+    def init(module):
+        init_weights(module, cfg.init_type, cfg.init_gain)
+        return module
+
+    lr_d = cfg.lr if cfg.lr_D is None else cfg.lr_D
+    betas = (cfg.beta1, cfg.beta2)
+    if cfg.model == "pix2pix":
+        from compress.training.pix2pix import Pix2PixRecipe
+        return Pix2PixRecipe(init(build_generator_for(cfg, input_nc, size_hw)),
+                             init(NLayerDiscriminator(input_nc + 3, cfg.ndf, cfg.n_layers_D, cfg.norm_D)),
+                             ctx, gan_mode=cfg.gan_mode, lambda_l1=cfg.lambda_l1, lr_g=cfg.lr, lr_d=lr_d,
+                             betas=betas)
+    if cfg.model == "cycle_gan":
+        from compress.training.cycle_gan import CycleGANRecipe
+        return CycleGANRecipe(init(build_generator_for(cfg, input_nc, size_hw)),
+                              init(build_generator_for(cfg, 3, size_hw)),
+                              init(NLayerDiscriminator(3, cfg.ndf, cfg.n_layers_D, cfg.norm_D)),
+                              init(NLayerDiscriminator(input_nc, cfg.ndf, cfg.n_layers_D, cfg.norm_D)), ctx,
+                              gan_mode=cfg.gan_mode, lambda_cycle=cfg.lambda_cycle,
+                              lambda_identity=cfg.lambda_identity, pool_size=cfg.pool_size,
+                              lr_g=cfg.lr, lr_d=lr_d, betas=betas)
+    from compress.losses import VGGPerceptualLoss
+    from compress.training.gaugan import GauGANRecipe
+    vgg = None
+    if cfg.lambda_vgg > 0:
+        if cfg.vgg_weights:
+            vgg = VGGPerceptualLoss(cfg.vgg_weights)
+        else:
+            note("VGG perceptual loss off: no local VGG19 weights (set vgg_weights = PATH to torchvision's "
+                 "vgg19-dcbedf5f.pth to enable it)")
+    discriminator = MultiscaleDiscriminator(input_nc + 3, cfg.ndf, cfg.n_layers_D, cfg.num_D, cfg.norm_D)
+    return GauGANRecipe(init(build_generator_for(cfg, input_nc, size_hw)), init(discriminator), ctx,
+                        lambda_feat=cfg.lambda_feat, lambda_vgg=cfg.lambda_vgg, vgg=vgg, lr_g=cfg.lr,
+                        lr_d=lr_d, betas=betas)
+
+
+def default_input_kind(cfg: TrainConfig) -> str:
+    if cfg.input_kind:
+        return cfg.input_kind
+    labels_in = cfg.dataset_mode in ("labelmap", "cityscapes") or bool(cfg.palette)
+    return "label" if labels_in and cfg.direction == "AtoB" else "image"
+
+
+def make_exporter(cfg: TrainConfig, size_hw: Tuple[int, int]):
+    """exporter(name, generator, path, extra): a clean CPU copy written with `save_generator`.
+    The metadata (MACs, params: a trace of the model) is computed once per generator."""
+    from compress.checkpoints import build_kwargs_of, generator_metadata, save_generator
+    from compress.models import arch_name, build_generator
+    cached: Dict[str, Dict[str, Any]] = {}
+
+    def export(name: str, generator, path: str, extra: Dict[str, Any]) -> None:
+        copy = build_generator(arch_name(generator), **build_kwargs_of(generator))
+        copy.load_state_dict({k: v.detach().cpu() for k, v in generator.state_dict().items()})
+        copy.eval()
+        if name not in cached:
+            main = name == "G"  # CycleGAN's G_B maps B -> A: plain images, no palette
+            cached[name] = generator_metadata(
+                copy, resolution=size_hw, palette=cfg.palette if main else None,
+                input_kind=default_input_kind(cfg) if main else "image",
+                trained_with=f"compress.train {cfg.model}",
+                dataset=os.path.basename(os.path.normpath(cfg.dataroot)))
+        save_generator(copy, path, meta=dict(cached[name], **extra), overwrite=True)
+    return export
+
+
+# ----------------------------------------------------------------------------- run folder
+
+OUTPUTS = ("train_state.pt", "metrics.json", "G_best.safetensors", "G_final.safetensors",
+           "G_B_best.safetensors", "G_B_final.safetensors", "tensorboard", "real_stats")
+
+
+def prepare_run_dir(cfg: TrainConfig, force: bool) -> None:
+    """Start over (--force), check a resumed run's settings, and write the resolved config."""
+    from compress.training.engine import STATE_FILE
+    run_dir = cfg.output_dir
+    saved = os.path.join(run_dir, CONFIG_FILE)
+    if force:
+        for name in OUTPUTS:
+            path = os.path.join(run_dir, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            elif os.path.exists(path):
+                os.remove(path)
+    elif os.path.isfile(os.path.join(run_dir, STATE_FILE)) and os.path.isfile(saved):
+        changed = {k: v for k, v in diff_configs(load_config(TrainConfig, saved), cfg).items()
+                   if k not in RESUMABLE_CHANGES}
+        if changed:
+            lines = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in sorted(changed.items()))
+            raise ValueError(f"{run_dir} holds a run with other settings ({lines}); resume it with the "
+                             f"settings of {saved}, choose another output_dir, or pass --force to start over")
+    elif any(os.path.exists(os.path.join(run_dir, n)) for n in OUTPUTS[1:4]):
+        raise ValueError(f"{run_dir} holds outputs of an earlier run but no checkpoint to resume; choose "
+                         "another output_dir or pass --force to overwrite them")
+    save_config(cfg, saved, header="resolved configuration of this run (python -m compress.train "
+                                   f"{saved} resumes it)")
+
+
+def build_trainer(cfg: TrainConfig, ctx, force: bool = False,
+                  step_callback: Optional[Callable[[int], None]] = None):
+    """Data, networks, recipe, evaluator and `Trainer` for ``cfg`` in the process context ``ctx``."""
+    from compress.training import distributed as D
+    from compress.training.engine import Trainer
+    from compress.training.evaluation import Evaluator, cache_folder
+    from compress.training.state import seed_everything
+
+    if ctx.is_main:
+        prepare_run_dir(cfg, force)
+    D.barrier(ctx)
+    notes = []
+    if cfg.cpu_threads is not None:
+        torch.set_num_threads(cfg.cpu_threads)
+    if ctx.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
+    train_set, val_set = build_datasets(cfg)
+    sample = train_set[0]
+    input_nc, size_hw = int(sample["A"].shape[0]), tuple(int(s) for s in sample["B"].shape[1:])
+    seed_everything(cfg.seed)  # identical initial weights on every rank
+    recipe = build_recipe(cfg, ctx, input_nc, size_hw, notes.append)
+    evaluator = None
+    if val_set is not None:
+        palette = None
+        if cfg.palette:
+            from compress.palettes import load_palette
+            palette = load_palette(cfg.palette)
+        evaluator = Evaluator(val_set, cfg.eval_metric, ctx.device, max_images=cfg.eval_max_images,
+                              batch_size=cfg.batch_size, paired=cfg.model != "cycle_gan",
+                              cache_dir=cache_folder(cfg.output_dir), segmenter_path=cfg.segmenter,
+                              num_classes=palette.num_classes if palette else None,
+                              ignore_id=palette.ignore_id if palette else None)
+    trainer = Trainer(recipe, train_set, ctx, run_dir=cfg.output_dir, batch_size=cfg.batch_size,
+                      nepochs=cfg.nepochs, nepochs_decay=cfg.nepochs_decay, seed=cfg.seed,
+                      num_workers=cfg.num_workers, save_every_steps=cfg.save_every_steps,
+                      max_steps=cfg.max_steps, log_every_steps=cfg.log_every_steps,
+                      image_every_steps=cfg.image_every_steps, evaluator=evaluator,
+                      eval_every_epochs=cfg.eval_every_epochs, exporter=make_exporter(cfg, size_hw),
+                      tensorboard=cfg.tensorboard, step_callback=step_callback, description=cfg.model)
+    if ctx.is_main:
+        params = sum(p.numel() for p in recipe.generators["G"].parameters())
+        tqdm.write(f"{cfg.model}: {cfg.netG} ngf {cfg.ngf} ({params / 1e6:.2f}M params), "
+                   f"{len(train_set)} training items at {size_hw[0]}x{size_hw[1]}, "
+                   f"{trainer.steps_per_epoch} steps/epoch x "
+                   f"{trainer.total_epochs} epochs on {ctx.device}"
+                   + (f" x {ctx.world_size} processes" if ctx.distributed else ""))
+        for line in notes:
+            tqdm.write(line)
+    return trainer
+
+
+def train(cfg: TrainConfig, force: bool = False,
+          step_callback: Optional[Callable[[int], None]] = None) -> int:
+    """Train according to ``cfg``; returns the exit code (0 done/stopped at max_steps, 128+N on signal N)."""
+    from compress.training import distributed as D
+    ctx = D.setup(cfg.device)
+    try:
+        return build_trainer(cfg, ctx, force, step_callback).fit()
+    finally:
+        D.teardown(ctx)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+EXAMPLES = """examples:
+  python -m compress.train configs/facades_pix2pix.toml
+  python -m compress.train configs/facades_pix2pix.toml --ngf=16 --output_dir=runs/facades16
+  python -m compress.train configs/horse2zebra_cyclegan.toml --dataroot=/data/horse2zebra
+  torchrun --nproc_per_node=4 -m compress.train configs/edges2shoes_pix2pix.toml
+
+Rerunning the same command resumes from <output_dir>/train_state.pt; Ctrl-C saves and stops.
+See docs/training.md for dataset layouts.
+
+settings (TOML keys, or --key=value):
+"""
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m compress.train", allow_abbrev=False,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train a pix2pix, CycleGAN or GauGAN teacher generator from a TOML config; the "
+                    "generator is exported to <output_dir>/G_final.safetensors (and G_best).",
+        epilog=EXAMPLES + describe_config(TrainConfig))
+    parser.add_argument("config", nargs="?", help="TOML config file (see configs/)")
+    parser.add_argument("--force", action="store_true",
+                        help="start over: delete the checkpoint and outputs in output_dir")
+    args, overrides = parser.parse_known_args(argv)
+    try:
+        cfg = load_config(TrainConfig, args.config, overrides)
+        return train(cfg, force=args.force)
+    except (ValueError, FileExistsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # a second Ctrl-C: the last checkpoint on disk is kept as it was
+        print("aborted without saving; rerun the command to resume from the last checkpoint",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
