@@ -104,15 +104,9 @@ def peek_metadata(path: str) -> Dict[str, Any]:
             raise ValueError(f"{path}: the checkpoint metadata is not valid JSON; re-save it with "
                              "python -m compress.checkpoints convert") from None
     if extension in (".engine", ".plan"):
-        sidecar = path + ".json"
-        if not os.path.isfile(sidecar):
-            return {}
-        with open(sidecar) as handle:
-            try:
-                return dict(json.load(handle).get("metadata") or {})
-            except (ValueError, AttributeError):
-                raise ValueError(f"{sidecar}: unreadable engine sidecar; rebuild the engine with "
-                                 "python -m export.tensorrt MODEL.onnx") from None
+        from engines.tensorrt_engine import read_sidecar  # numpy-only at import time
+        sidecar = read_sidecar(path) or {}
+        return dict(sidecar.get("metadata") or {})
     if extension == ".pth":
         return {}
     raise ValueError(f"{path}: not a model file; expected .onnx, .safetensors, .pth or .engine")

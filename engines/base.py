@@ -3,8 +3,10 @@
 An `Engine` is opened on a model file, used as a context manager, and runs
 ``infer(batch) -> array`` on float32 NCHW numpy arrays (values in [-1, 1] in, [-1, 1] out). It
 exposes what callers need without knowing the backend: the input spec, the model's metadata
-(architecture, palette, input kind, resolution, MACs, params) and the last latency. This module
-imports only numpy, so the lean Jetson path never pulls torch in.
+(architecture, palette, input kind, resolution, MACs, params) and the last latency. The small
+metadata facts every backend and the exporters share (`METADATA_KEY`, tensor names,
+`model_family`, `size_multiple`) live here too. This module imports only numpy, so the lean
+Jetson path never pulls torch (or OpenCV) in.
 """
 import time
 from dataclasses import dataclass
@@ -14,6 +16,26 @@ import numpy as np
 
 METADATA_KEY = "gan_compression"  # ONNX metadata_props key holding the checkpoint metadata (JSON)
 INPUT_NAME, OUTPUT_NAME = "input", "output"  # tensor names of every exported generator
+# x2 upsamplings of a SPADE generator per upstream option (compress.models.spade has the same
+# table, but that module imports torch).
+SPADE_UPSAMPLINGS = {"normal": 5, "more": 6, "most": 7}
+RESNET_MULTIPLE = 4  # two stride-2 downsamplings
+
+
+def model_family(metadata: Dict[str, Any]) -> Optional[str]:
+    """"spade" or "resnet" from the metadata's architecture name; None when it has none."""
+    arch = metadata.get("arch")
+    if not arch:
+        return None
+    return "spade" if "spade" in str(arch) else "resnet"
+
+
+def size_multiple(metadata: Dict[str, Any]) -> int:
+    """Input height and width must be multiples of this (2**n_up for SPADE, 4 for ResNets)."""
+    if model_family(metadata) == "spade":
+        option = metadata.get("build", {}).get("num_upsampling_layers", "normal")
+        return 2 ** SPADE_UPSAMPLINGS.get(option, 5)
+    return RESNET_MULTIPLE
 
 
 @dataclass(frozen=True)

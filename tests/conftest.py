@@ -1,6 +1,7 @@
 """Shared test set-up: headless Qt, the read-only shared/ folder, and GPU/TensorRT markers."""
 import os
 from pathlib import Path
+from typing import Dict
 
 import pytest
 import torch
@@ -39,3 +40,19 @@ def h2z_checkpoint() -> Path:
     if not H2Z_CHECKPOINT.is_file():
         pytest.fail(f"missing {H2Z_CHECKPOINT}: the shared/ folder must sit beside the repository")
     return H2Z_CHECKPOINT
+
+
+TINY_MODEL_SIZE = 64
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> Dict[str, str]:
+    """original/compressed .safetensors and .onnx: facades label -> photo at 64x64, ngf 8, built
+    once per session by the placeholder CLI in-process (which is also its smoke test)."""
+    from export.placeholders import main as placeholder_main
+    folder = tmp_path_factory.mktemp("tiny_placeholders")
+    code = placeholder_main(["--out", str(folder), "--size", str(TINY_MODEL_SIZE), "--teacher-ngf", "8",
+                             "--supernet-ngf", "8", "--student-config", "8_8_8_8_8_8_8_8"])
+    assert code == 0
+    return {f"{role}.{ext}": str(folder / f"{role}.{ext}")
+            for role in ("original", "compressed") for ext in ("safetensors", "onnx")}

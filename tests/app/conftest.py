@@ -1,37 +1,16 @@
-"""Fixtures of the app tests: a tiny placeholder pair (64x64, ngf 8) built once, and a slow fake
-engine that records which thread touches it."""
+"""Fixtures of the app tests: a slow fake engine that records which thread touches it (the tiny
+placeholder model pair, ``tiny_models``, comes from tests/conftest.py)."""
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import List
 
 import numpy as np
 import pytest
-import torch
 
-from export.placeholders import main as placeholder_main
 from engines.base import Engine, InputSpec
 
-SIZE = 64
-
-
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory) -> Dict[str, str]:
-    """original/compressed .safetensors and .onnx: facades label -> photo at 64x64, built by the
-    placeholder CLI in-process (its smoke test)."""
-    folder = tmp_path_factory.mktemp("tiny_placeholders")
-    # One torch thread: on a busy machine multi-threaded instance norm on tiny tensors spends
-    # 5x longer waiting for its threads than computing (measured: 34 s vs 6 s for this build).
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        code = placeholder_main(["--out", str(folder), "--size", str(SIZE), "--teacher-ngf", "8",
-                                 "--supernet-ngf", "8", "--student-config", "8_8_8_8_8_8_8_8"])
-    finally:
-        torch.set_num_threads(previous)
-    assert code == 0
-    return {f"{role}.{ext}": str(folder / f"{role}.{ext}")
-            for role in ("original", "compressed") for ext in ("safetensors", "onnx")}
+from tests.conftest import TINY_MODEL_SIZE as SIZE
 
 
 class SlowEngine(Engine):

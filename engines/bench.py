@@ -1,0 +1,487 @@
+"""Latency benchmark of generators behind any engine: engine-only and end-to-end.
+
+``python -m engines.bench teacher.onnx student.onnx --threads 2 --runs 50 --json out.json``
+
+For each model it reports MACs and params (from the metadata), latency mean/p50/p90/p99 and
+FPS of ``engine.infer`` alone and of the end-to-end path the app runs (pre-process a
+canvas-sized label map / sketch / photo, infer, post-process to uint8 RGB), and the speedup of
+each model over the first next to their MAC ratio. `run_benchmark` is the importable core
+(the app's Benchmark menu calls it from a worker thread with a progress callback and a cancel
+event); `main` wraps it with a tqdm bar, a table and JSON/CSV/PNG outputs, written atomically
+and never over existing files without --force.
+"""
+import argparse
+import csv
+import io
+import json
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import cv2
+import numpy as np
+
+from engines.base import Engine
+from engines.factory import BACKEND_EXTENSIONS, extension_of, open_engine
+from engines.preprocess import Preprocessor, make_preprocessor
+
+# progress(done_steps, total_steps, message); cancel: a threading.Event or a callable -> bool.
+ProgressCallback = Callable[[int, int, str], None]
+CancelToken = Union[threading.Event, Callable[[], bool], None]
+
+
+class BenchmarkCancelled(Exception):
+    """Raised by `run_benchmark` when cancelled; ``results`` holds the finished models."""
+
+    def __init__(self, results: List["BenchResult"]):
+        super().__init__(f"benchmark cancelled after {len(results)} model(s)")
+        self.results = results
+
+
+@dataclass
+class LatencyStats:
+    """Latency statistics of timed runs, in milliseconds."""
+
+    mean_ms: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    min_ms: float
+    fps: float  # 1000 / mean_ms: sequential frames per second
+
+    @classmethod
+    def from_samples(cls, samples_ms: Sequence[float]) -> "LatencyStats":
+        values = np.asarray(samples_ms, dtype=np.float64)
+        if values.size == 0:
+            raise ValueError("no timed runs: runs must be >= 1")
+        p50, p90, p99 = np.percentile(values, [50, 90, 99])
+        mean = float(values.mean())
+        return cls(mean, float(p50), float(p90), float(p99), float(values.min()),
+                   1000.0 / mean if mean > 0 else float("inf"))
+
+
+@dataclass
+class BenchResult:
+    """One model's benchmark. ``speedup`` and ``macs_ratio`` compare with the first model
+    (its latency / this latency, its MACs / these MACs) and are 1.0 for the first."""
+
+    model: str
+    backend: str
+    device: str
+    arch: Optional[str]
+    input_shape: Tuple[int, ...]
+    canvas: Tuple[int, int]
+    preprocess: str
+    macs: Optional[int]
+    params: Optional[int]
+    engine: LatencyStats
+    end_to_end: LatencyStats
+    runs: int
+    warmup: int
+    threads: Optional[int]
+    speedup: Optional[float] = None
+    macs_ratio: Optional[float] = None
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    def row(self) -> Dict[str, Any]:
+        """A flat dict (one CSV row)."""
+        row = {k: v for k, v in asdict(self).items() if k not in ("engine", "end_to_end", "extra")}
+        row["input_shape"] = "x".join(str(v) for v in self.input_shape)
+        row["canvas"] = f"{self.canvas[0]}x{self.canvas[1]}"
+        for prefix, stats in (("engine", self.engine), ("e2e", self.end_to_end)):
+            row.update({f"{prefix}_{k}": v for k, v in asdict(stats).items()})
+        return row
+
+
+# ----------------------------------------------------------------------------- inputs
+
+def example_canvas(preprocessor: Preprocessor, size: Tuple[int, int], seed: int = 0) -> np.ndarray:
+    """A real-looking canvas of the model's input kind at ``size`` (height, width): a
+    facade-like label map of rectangles, a sketch of dark strokes on white, or a smooth photo
+    with texture. Latency does not depend on pixel values, pre-processing cost barely does."""
+    height, width = size
+    rng = np.random.default_rng(seed)
+    if preprocessor.takes_labels:
+        palette = preprocessor.palette
+        ids = list(palette.ids) if palette is not None else list(range(preprocessor.num_classes))
+        background = palette.background_id if palette is not None else ids[0]
+        others = [i for i in ids if i != background] or ids
+        label_map = np.full((height, width), background, dtype=np.uint8)
+        # a building block with a grid of windows and a door, like a facade label map
+        top, left, bottom, right = height // 8, width // 10, height, width - width // 10
+        label_map[top:bottom, left:right] = others[0]
+        for row in range(top + height // 16, bottom - height // 6, max(height // 6, 2)):
+            for col in range(left + width // 20, right - width // 12, max(width // 8, 2)):
+                label_map[row:row + height // 12, col:col + width // 14] = others[(row + col) % len(others)]
+        label_map[bottom - height // 5:bottom, width // 2 - width // 16:width // 2 + width // 16] = others[-1]
+        return label_map
+    if preprocessor.mode == "sketch":
+        page = np.full((height, width), 255, dtype=np.uint8)
+        center = (width // 2, height // 2)
+        cv2.ellipse(page, center, (width // 3, height // 5), 0, 0, 360, 0, max(1, width // 128))
+        cv2.line(page, (width // 6, height // 2), (width * 5 // 6, height * 2 // 3), 0, 1)
+        cv2.polylines(page, [rng.integers(0, min(height, width), (6, 2)).astype(np.int32)],
+                      False, 40, 1)
+        return np.repeat(page[:, :, None], 3, axis=2)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    gradient = np.stack([x / width, y / height, 1 - x / width], axis=2) * 200
+    noise = rng.normal(0, 12, (height, width, 3))
+    return np.clip(gradient + noise + 25, 0, 255).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------- running
+
+def _is_cancelled(cancel: CancelToken) -> bool:
+    if cancel is None:
+        return False
+    if isinstance(cancel, threading.Event):
+        return cancel.is_set()
+    return bool(cancel())
+
+
+def _model_size(engine: Engine, size: Optional[Tuple[int, int]]) -> Tuple[int, int]:
+    """(height, width) to run at: the exported shape, else ``size``, else the metadata's."""
+    spec = engine.input_spec
+    if not spec.dynamic:
+        if size is not None and tuple(size) != (spec.height, spec.width):
+            raise ValueError(f"{engine.path}: exported for {spec.height}x{spec.width}, cannot run "
+                             f"at --size {size[0]}x{size[1]}; drop --size or export with --dynamic")
+        return spec.height, spec.width  # type: ignore[return-value]
+    if size is not None:
+        if size[0] % spec.multiple_of or size[1] % spec.multiple_of:
+            raise ValueError(f"{engine.path}: --size {size[0]}x{size[1]} must be a multiple of "
+                             f"{spec.multiple_of}")
+        return int(size[0]), int(size[1])
+    return engine.resolution
+
+
+def _scaled_macs(metadata: Dict[str, Any], size: Tuple[int, int]) -> Optional[int]:
+    """The metadata's MACs, scaled when running at another size (conv MACs grow with area)."""
+    macs = metadata.get("macs")
+    if macs is None:
+        return None
+    native = metadata.get("resolution") or size
+    return int(round(macs * size[0] * size[1] / (native[0] * native[1])))
+
+
+def _bench_one(engine: Engine, name: str, warmup: int, runs: int, size: Optional[Tuple[int, int]],
+               canvas_size: Optional[Tuple[int, int]], threads: Optional[int],
+               step: Callable[[str], None], cancel: CancelToken) -> Optional[BenchResult]:
+    """Benchmark one open engine; None when cancelled."""
+    model_size = _model_size(engine, size)
+    prepare = make_preprocessor(engine.metadata, engine.input_spec, resolution=model_size)
+    canvas_hw = tuple(canvas_size) if canvas_size else model_size
+    canvas = example_canvas(prepare, canvas_hw)  # type: ignore[arg-type]
+    batch = prepare(canvas)
+    for _ in range(warmup):  # lets the backend allocate, tune kernels and warm caches
+        if _is_cancelled(cancel):
+            return None
+        engine.infer(batch)
+        step(f"{name}: warm-up")
+    engine_ms: List[float] = []
+    for _ in range(runs):
+        if _is_cancelled(cancel):
+            return None
+        engine.infer(batch)
+        engine_ms.append(engine.last_latency_ms)  # type: ignore[arg-type]
+        step(f"{name}: engine")
+    e2e_ms: List[float] = []
+    for _ in range(runs):
+        if _is_cancelled(cancel):
+            return None
+        start = time.perf_counter()
+        prepare.to_image(engine.infer(prepare(canvas)), canvas_hw)  # type: ignore[arg-type]
+        e2e_ms.append((time.perf_counter() - start) * 1000.0)
+        step(f"{name}: end-to-end")
+    meta = engine.metadata
+    return BenchResult(
+        model=name, backend=engine.backend, device=engine.device, arch=meta.get("arch"),
+        input_shape=tuple(int(v) for v in batch.shape), canvas=canvas_hw,  # type: ignore[arg-type]
+        preprocess=prepare.mode, macs=_scaled_macs(meta, model_size), params=meta.get("params"),
+        engine=LatencyStats.from_samples(engine_ms), end_to_end=LatencyStats.from_samples(e2e_ms),
+        runs=runs, warmup=warmup, threads=threads,
+        extra={k: meta[k] for k in ("build", "true_macs", "palette", "input_kind") if k in meta})
+
+
+def run_benchmark(models: Sequence[Union[str, Engine]], warmup: int = 10, runs: int = 50,
+                  size: Optional[Tuple[int, int]] = None,
+                  canvas_size: Optional[Tuple[int, int]] = None, threads: Optional[int] = None,
+                  backend: Optional[str] = None, device: Optional[str] = None,
+                  onnx_options: Optional[Dict[str, Any]] = None,
+                  progress: Optional[ProgressCallback] = None,
+                  cancel: CancelToken = None) -> List[BenchResult]:
+    """Benchmark models one after another (never concurrently: they would share the cores).
+
+    Args:
+        models: model paths (opened with `open_engine` and closed afterwards) or open Engines
+            (left open: the caller owns them).
+        warmup, runs: untimed warm-up runs, then timed runs (engine-only and end-to-end each).
+        size: (height, width) input for dynamic models (default: the metadata's resolution).
+        canvas_size: (height, width) of the end-to-end input canvas (default: the model size).
+        threads, backend, device: passed to `open_engine` for paths.
+        onnx_options: ONNX Runtime options for ``.onnx`` paths (``optimization``, ``spinning``).
+        progress: called as ``progress(done_steps, total_steps, message)`` after every run.
+        cancel: a ``threading.Event`` or a callable returning True to stop early.
+    Returns:
+        One `BenchResult` per model, in order, with speedups relative to the first.
+    Raises:
+        BenchmarkCancelled (with the finished results) when cancelled; ValueError /
+        FileNotFoundError for unusable models or options.
+    """
+    if runs < 1 or warmup < 0:
+        raise ValueError(f"runs must be >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
+    if not models:
+        raise ValueError("no models to benchmark")
+    total = len(models) * (warmup + 2 * runs)
+    done = [0]
+
+    def step(message: str) -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], total, message)
+
+    results: List[BenchResult] = []
+    for model in models:
+        if _is_cancelled(cancel):
+            raise BenchmarkCancelled(results)
+        if isinstance(model, Engine):
+            result = _bench_one(model, model.path, warmup, runs, size, canvas_size, threads,
+                                step, cancel)
+        else:
+            is_onnx = extension_of(str(model)) in BACKEND_EXTENSIONS["onnxruntime"]
+            options = dict(onnx_options or {}) if is_onnx else {}
+            with open_engine(model, backend=backend, device=device, threads=threads,
+                             **options) as engine:
+                result = _bench_one(engine, str(model), warmup, runs, size, canvas_size, threads,
+                                    step, cancel)
+        if result is None:
+            raise BenchmarkCancelled(results)
+        results.append(result)
+        _compare_with_first(results)
+    return results
+
+
+def _compare_with_first(results: List[BenchResult]) -> None:
+    first = results[0]
+    for result in results:
+        result.speedup = first.engine.mean_ms / result.engine.mean_ms
+        if first.macs and result.macs:
+            result.macs_ratio = first.macs / result.macs
+
+
+# ----------------------------------------------------------------------------- reporting
+
+def format_table(results: Sequence[BenchResult]) -> str:
+    """A plain-text table: MACs, params, engine and end-to-end latency, speedup vs MAC ratio."""
+    header = (f"{'model':<28} {'backend':<16} {'MACs':>8} {'params':>8} {'mean ms':>8} "
+              f"{'p50':>7} {'p90':>7} {'p99':>7} {'FPS':>7} {'e2e ms':>7} {'e2e p90':>7} "
+              f"{'speedup':>7} {'MACs x':>7}")
+    lines = [header, "-" * len(header)]
+    for r in results:
+        name = os.path.basename(r.model)
+        lines.append(
+            f"{name[-28:]:<28} {(r.backend + '/' + r.device)[:16]:<16} {_human(r.macs):>8} "
+            f"{_human(r.params):>8} {r.engine.mean_ms:8.2f} {r.engine.p50_ms:7.2f} "
+            f"{r.engine.p90_ms:7.2f} {r.engine.p99_ms:7.2f} {r.engine.fps:7.1f} "
+            f"{r.end_to_end.mean_ms:7.2f} {r.end_to_end.p90_ms:7.2f} "
+            f"{_ratio(r.speedup):>7} {_ratio(r.macs_ratio):>7}")
+    return "\n".join(lines)
+
+
+def _human(value: Optional[float]) -> str:
+    if value is None:
+        return "-"
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.2f}{unit}"
+    return str(int(value))
+
+
+def _ratio(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def environment() -> Dict[str, Any]:
+    """Where the numbers came from (only backends already imported are asked for versions)."""
+    info: Dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform(),
+                            "machine": platform.machine(), "cpu_count": os.cpu_count()}
+    for module in ("onnxruntime", "torch", "tensorrt"):
+        if sys.modules.get(module) is not None:
+            info[module] = getattr(sys.modules[module], "__version__", "?")
+    return info
+
+
+def _write_atomic(path: str, write: Callable[[str], None], force: bool) -> None:
+    """``write(temp)`` then rename onto ``path``; never replaces a file without ``force``.
+    (compress.checkpoints.atomic_write does the same but imports torch.)"""
+    if os.path.exists(path) and not force:
+        raise FileExistsError(f"{path} exists; pass --force to overwrite it")
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=directory)
+    os.close(fd)
+    try:
+        write(temp)
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.remove(temp)
+
+
+def _write_text(path: str, text: str, force: bool) -> None:
+    def write(temp: str) -> None:
+        with open(temp, "w", newline="") as handle:
+            handle.write(text)
+    _write_atomic(path, write, force)
+
+
+def write_json(path: str, results: Sequence[BenchResult], settings: Dict[str, Any],
+               force: bool = False) -> None:
+    document = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "settings": settings,
+                "environment": environment(), "results": [asdict(r) for r in results]}
+    _write_text(path, json.dumps(document, indent=2) + "\n", force)
+
+
+def write_csv(path: str, results: Sequence[BenchResult], force: bool = False) -> None:
+    rows = [r.row() for r in results]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    _write_text(path, buffer.getvalue(), force)
+
+
+def write_plot(path: str, results: Sequence[BenchResult], force: bool = False) -> None:
+    """PNG of latency (engine-only and end-to-end) against MACs, one labelled point per model."""
+    # A bare Figure renders PNG through Agg without pyplot: no display, no global backend
+    # switch (the Qt app may have one), safe off the GUI thread.
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 4.5), dpi=110)
+    axes = figure.subplots()
+    points = [r for r in results if r.macs]
+    if not points:
+        raise ValueError("cannot plot latency vs MACs: no model has MACs in its metadata")
+    macs_g = [r.macs / 1e9 for r in points]  # type: ignore[operator]
+    axes.scatter(macs_g, [r.engine.mean_ms for r in points], label="engine (infer)", marker="o")
+    axes.scatter(macs_g, [r.end_to_end.mean_ms for r in points], label="end-to-end", marker="x")
+    for r, x in zip(points, macs_g):
+        axes.annotate(os.path.basename(r.model), (x, r.engine.mean_ms), fontsize=8,
+                      textcoords="offset points", xytext=(4, 4))
+    axes.set_xlabel("MACs (G, paper convention)")
+    axes.set_ylabel("mean latency (ms)")
+    targets = sorted({f"{r.backend} on {r.device}" for r in points})
+    axes.set_title(f"{', '.join(targets)}, threads={points[0].threads or 'default'}")
+    axes.set_xlim(left=0)
+    axes.set_ylim(bottom=0)
+    axes.grid(True, alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    _write_atomic(path, lambda temp: figure.savefig(temp, format="png"), force)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def parse_size(text: str) -> Tuple[int, int]:
+    """"256" -> (256, 256); "256x512" -> (256, 512) as height x width."""
+    parts = text.lower().split("x")
+    try:
+        sizes = [int(p) for p in parts]
+    except ValueError:
+        sizes = []
+    if len(sizes) == 1:
+        sizes = sizes * 2
+    if len(sizes) != 2 or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"bad size {text!r}: use 256 or HEIGHTxWIDTH like 256x512")
+    return sizes[0], sizes[1]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m engines.bench",
+        description="Measure generator latency (engine-only and end-to-end with pre/post-"
+                    "processing), MACs and params; compare every model with the first.",
+        epilog="examples:\n"
+               "  python -m engines.bench teacher.onnx student.onnx --threads 4\n"
+               "  python -m engines.bench a.safetensors a.onnx --runs 100 --json out.json --plot out.png\n"
+               "  python -m engines.bench student.engine --device cuda --csv trt.csv",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="+", metavar="MODEL",
+                        help=".safetensors/.pth, .onnx or .engine/.plan files; the first is the baseline")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed runs first (default 10)")
+    parser.add_argument("--runs", type=int, default=50, help="timed runs per mode (default 50)")
+    parser.add_argument("--size", type=parse_size, help="HxW input of dynamic-shape models "
+                        "(default: the model's resolution)")
+    parser.add_argument("--canvas", type=parse_size, help="HxW canvas for end-to-end runs "
+                        "(default: the model size)")
+    parser.add_argument("--threads", type=int, help="intra-op CPU threads (default: backend's)")
+    parser.add_argument("--backend", choices=("torch", "onnxruntime", "tensorrt"),
+                        help="force a backend (must fit the file extensions)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:N or tensorrt (default: cpu; GPU for .engine)")
+    parser.add_argument("--optimization", choices=("disable", "basic", "extended", "all"),
+                        default="all", help="ONNX Runtime graph optimisation level (default all)")
+    parser.add_argument("--no-spinning", action="store_true",
+                        help="ONNX Runtime threads sleep instead of busy-waiting (shared CPUs)")
+    parser.add_argument("--json", metavar="FILE", help="write settings, environment and results")
+    parser.add_argument("--csv", metavar="FILE", help="write one row per model")
+    parser.add_argument("--plot", metavar="FILE.png", help="write latency vs MACs as PNG")
+    parser.add_argument("--force", action="store_true", help="overwrite existing output files")
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    outputs = [p for p in (args.json, args.csv, args.plot) if p]
+    existing = [p for p in outputs if os.path.exists(p)]
+    if existing and not args.force:  # fail before minutes of measuring, not after
+        print(f"error: {', '.join(existing)} exist(s); pass --force to overwrite", file=sys.stderr)
+        return 2
+    from tqdm import tqdm
+
+    bar = tqdm(total=1, unit="run", desc="benchmark", file=sys.stderr)
+
+    def progress(done: int, total: int, message: str) -> None:
+        bar.total = total
+        bar.set_description(os.path.basename(message), refresh=False)
+        bar.update(done - bar.n)
+
+    try:
+        results = run_benchmark(args.models, warmup=args.warmup, runs=args.runs, size=args.size,
+                                canvas_size=args.canvas, threads=args.threads,
+                                backend=args.backend, device=args.device,
+                                onnx_options={"optimization": args.optimization,
+                                              "spinning": not args.no_spinning},
+                                progress=progress)
+    except KeyboardInterrupt:
+        bar.close()
+        print("cancelled", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, ImportError) as error:
+        bar.close()
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    bar.close()
+    print(format_table(results))
+    settings = {k: v for k, v in vars(args).items() if k not in ("force",)}
+    try:
+        if args.json:
+            write_json(args.json, results, settings, force=args.force)
+        if args.csv:
+            write_csv(args.csv, results, force=args.force)
+        if args.plot:
+            write_plot(args.plot, results, force=args.force)
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for path in outputs:
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

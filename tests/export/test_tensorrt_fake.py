@@ -1,0 +1,81 @@
+"""The fake TensorRT must be strict, or the CPU suite proves nothing: every API removed in 10
+or 11 (or missing in 8.5) that the project could reach for fails here as it would on a device."""
+import pytest
+
+from export.trt_build import build_serialized_engine, precision_plan, read_onnx_info, resolve_profile
+from tests.fakes.fake_tensorrt import make_fake_tensorrt
+from tests.fakes.tiny_onnx import tiny_onnx
+
+
+@pytest.fixture(scope="module")
+def onnx_path():
+    return tiny_onnx("label", palette="facades")
+
+
+def _engine_and_context(trt, onnx_path):
+    plan = precision_plan(trt.__version__, "fp32")
+    shapes, dynamic = resolve_profile(read_onnx_info(onnx_path))
+    data = build_serialized_engine(trt, onnx_path, plan, shapes, dynamic)
+    engine = trt.Runtime(trt.Logger()).deserialize_cuda_engine(data)
+    return engine, engine.create_execution_context()
+
+
+@pytest.mark.parametrize("version", ["8.5.2.2", "10.3.0", "11.4.0"])
+def test_bindings_api_and_implicit_batch_leftovers_are_absent(version, onnx_path):
+    trt = make_fake_tensorrt(version)
+    engine, context = _engine_and_context(trt, onnx_path)
+    for obj, name in ((context, "execute_async_v2"), (context, "execute_v2"),
+                      (context, "set_binding_shape"), (engine, "get_binding_index"),
+                      (engine, "num_bindings"), (engine, "max_batch_size"),
+                      (engine, "get_binding_shape"), (trt.Builder(trt.Logger()), "build_engine"),
+                      (trt.Builder(trt.Logger()), "platform_has_fast_fp16")):
+        with pytest.raises(AttributeError):
+            getattr(obj, name)
+    config = trt.Builder(trt.Logger()).create_builder_config()
+    with pytest.raises(AttributeError, match="max_workspace_size"):
+        config.max_workspace_size = 1 << 30
+    assert engine.num_io_tensors == 2 and engine.get_tensor_name(0) == "input"
+    assert engine.get_tensor_mode("output") == trt.TensorIOMode.OUTPUT
+
+
+def test_tensorrt_11_has_no_weak_typing_or_calibration():
+    trt = make_fake_tensorrt("11.4.0")
+    for name in ("FP16", "INT8", "OBEY_PRECISION_CONSTRAINTS", "PREFER_PRECISION_CONSTRAINTS"):
+        assert not hasattr(trt.BuilderFlag, name)
+    assert not hasattr(trt, "IInt8EntropyCalibrator2")
+    assert not hasattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH")
+    config = trt.Builder(trt.Logger()).create_builder_config()
+    with pytest.raises(AttributeError, match="int8_calibrator"):
+        config.int8_calibrator = object()
+    assert not hasattr(config, "set_calibration_profile")
+    assert trt.BuilderFlag.GPU_FALLBACK  # kept
+
+
+def test_tensorrt_85_needs_explicit_batch_and_plugins(onnx_path):
+    trt = make_fake_tensorrt("8.5.2.2")
+    logger = trt.Logger()
+    builder = trt.Builder(logger)
+    with pytest.raises(AssertionError, match="EXPLICIT_BATCH"):
+        trt.OnnxParser(builder.create_network(0), logger).parse_from_file(onnx_path)
+    explicit = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    parser = trt.OnnxParser(builder.create_network(explicit), logger)
+    assert not parser.parse_from_file(onnx_path)  # InstanceNormalization is a plugin on 8.5
+    assert "init_libnvinfer_plugins" in str(parser.get_error(0))
+    trt.init_libnvinfer_plugins(logger, "")
+    assert trt.OnnxParser(builder.create_network(explicit), logger).parse_from_file(onnx_path)
+    assert not hasattr(trt.LayerType, "NORMALIZATION")  # 8.6+
+
+
+def test_runtime_checks_catch_runner_mistakes(onnx_path):
+    trt = make_fake_tensorrt("10.3.0")
+    engine, context = _engine_and_context(trt, onnx_path)
+    with pytest.raises(AssertionError, match="before set_tensor_address"):
+        context.execute_async_v3(1)
+    with pytest.raises(AssertionError, match="no I/O tensor"):
+        engine.get_tensor_shape("x")
+    with pytest.raises(AssertionError, match="bad address"):
+        context.set_tensor_address("input", 0)
+    context.set_tensor_address("input", 12345)
+    context.set_tensor_address("output", 67890)
+    with pytest.raises(AssertionError, match="not inside a device allocation"):
+        context.execute_async_v3(1)  # host or bogus pointers are not device memory
