@@ -11,6 +11,7 @@ event); `main` wraps it with a tqdm bar, a table and JSON/CSV/PNG outputs, writt
 and never over existing files without --force.
 """
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -169,43 +170,60 @@ def _scaled_macs(metadata: Dict[str, Any], size: Tuple[int, int]) -> Optional[in
     return int(round(macs * size[0] * size[1] / (native[0] * native[1])))
 
 
-def _bench_one(engine: Engine, name: str, warmup: int, runs: int, size: Optional[Tuple[int, int]],
-               canvas_size: Optional[Tuple[int, int]], threads: Optional[int],
-               step: Callable[[str], None], cancel: CancelToken) -> Optional[BenchResult]:
-    """Benchmark one open engine; None when cancelled."""
-    model_size = _model_size(engine, size)
-    prepare = make_preprocessor(engine.metadata, engine.input_spec, resolution=model_size)
-    canvas_hw = tuple(canvas_size) if canvas_size else model_size
-    canvas = example_canvas(prepare, canvas_hw)  # type: ignore[arg-type]
-    batch = prepare(canvas)
-    for _ in range(warmup):  # lets the backend allocate, tune kernels and warm caches
-        if _is_cancelled(cancel):
-            return None
-        engine.infer(batch)
-        step(f"{name}: warm-up")
-    engine_ms: List[float] = []
-    for _ in range(runs):
-        if _is_cancelled(cancel):
-            return None
-        engine.infer(batch)
-        engine_ms.append(engine.last_latency_ms)  # type: ignore[arg-type]
-        step(f"{name}: engine")
-    e2e_ms: List[float] = []
-    for _ in range(runs):
-        if _is_cancelled(cancel):
-            return None
+class _Subject:
+    """One model under test: its engine, its pre-processing and the samples gathered so far."""
+
+    def __init__(self, engine: Engine, name: str, size: Optional[Tuple[int, int]],
+                 canvas_size: Optional[Tuple[int, int]]):
+        self.engine, self.name = engine, name
+        self.model_size = _model_size(engine, size)
+        self.prepare = make_preprocessor(engine.metadata, engine.input_spec, resolution=self.model_size)
+        self.canvas_hw = tuple(canvas_size) if canvas_size else self.model_size
+        self.canvas = example_canvas(self.prepare, self.canvas_hw)  # type: ignore[arg-type]
+        self.batch = self.prepare(self.canvas)
+        self.engine_ms: List[float] = []
+        self.e2e_ms: List[float] = []
+
+    def warm(self) -> None:  # lets the backend allocate, tune kernels and warm caches
+        self.engine.infer(self.batch)
+
+    def time_engine(self) -> None:
+        self.engine.infer(self.batch)
+        self.engine_ms.append(self.engine.last_latency_ms)  # type: ignore[arg-type]
+
+    def time_end_to_end(self) -> None:
         start = time.perf_counter()
-        prepare.to_image(engine.infer(prepare(canvas)), canvas_hw)  # type: ignore[arg-type]
-        e2e_ms.append((time.perf_counter() - start) * 1000.0)
-        step(f"{name}: end-to-end")
-    meta = engine.metadata
-    return BenchResult(
-        model=name, backend=engine.backend, device=engine.device, arch=meta.get("arch"),
-        input_shape=tuple(int(v) for v in batch.shape), canvas=canvas_hw,  # type: ignore[arg-type]
-        preprocess=prepare.mode, macs=_scaled_macs(meta, model_size), params=meta.get("params"),
-        engine=LatencyStats.from_samples(engine_ms), end_to_end=LatencyStats.from_samples(e2e_ms),
-        runs=runs, warmup=warmup, threads=threads,
-        extra={k: meta[k] for k in ("build", "true_macs", "palette", "input_kind") if k in meta})
+        output = self.engine.infer(self.prepare(self.canvas))
+        self.prepare.to_image(output, self.canvas_hw)  # type: ignore[arg-type]
+        self.e2e_ms.append((time.perf_counter() - start) * 1000.0)
+
+    def result(self, runs: int, warmup: int, threads: Optional[int]) -> BenchResult:
+        meta = self.engine.metadata
+        return BenchResult(
+            model=self.name, backend=self.engine.backend, device=self.engine.device,
+            arch=meta.get("arch"), input_shape=tuple(int(v) for v in self.batch.shape),  # type: ignore[arg-type]
+            canvas=self.canvas_hw, preprocess=self.prepare.mode,  # type: ignore[arg-type]
+            macs=_scaled_macs(meta, self.model_size), params=meta.get("params"),
+            engine=LatencyStats.from_samples(self.engine_ms),
+            end_to_end=LatencyStats.from_samples(self.e2e_ms), runs=runs, warmup=warmup,
+            threads=threads,
+            extra={k: meta[k] for k in ("build", "true_macs", "palette", "input_kind") if k in meta})
+
+
+def _measure(subjects: List[_Subject], warmup: int, runs: int, step: Callable[[str], None],
+             cancel: CancelToken) -> bool:
+    """Warm-up, engine-only and end-to-end runs. With several subjects the runs alternate
+    between the models (round robin), so background load or thermal drift hits every model
+    alike instead of whichever happened to run at that moment. False when cancelled."""
+    for count, action, label in ((warmup, "warm", "warm-up"), (runs, "time_engine", "engine"),
+                                 (runs, "time_end_to_end", "end-to-end")):
+        for _ in range(count):
+            for subject in subjects:
+                if _is_cancelled(cancel):
+                    return False
+                getattr(subject, action)()
+                step(f"{subject.name}: {label}")
+    return True
 
 
 def run_benchmark(models: Sequence[Union[str, Engine]], warmup: int = 10, runs: int = 50,
@@ -214,8 +232,9 @@ def run_benchmark(models: Sequence[Union[str, Engine]], warmup: int = 10, runs: 
                   backend: Optional[str] = None, device: Optional[str] = None,
                   onnx_options: Optional[Dict[str, Any]] = None,
                   progress: Optional[ProgressCallback] = None,
-                  cancel: CancelToken = None) -> List[BenchResult]:
-    """Benchmark models one after another (never concurrently: they would share the cores).
+                  cancel: CancelToken = None, interleave: bool = True) -> List[BenchResult]:
+    """Benchmark models, never concurrently (they would share the cores): by default the runs
+    alternate between the models (``interleave``), else each model is measured in one go.
 
     Args:
         models: model paths (opened with `open_engine` and closed afterwards) or open Engines
@@ -227,6 +246,8 @@ def run_benchmark(models: Sequence[Union[str, Engine]], warmup: int = 10, runs: 
         onnx_options: ONNX Runtime options for ``.onnx`` paths (``optimization``, ``spinning``).
         progress: called as ``progress(done_steps, total_steps, message)`` after every run.
         cancel: a ``threading.Event`` or a callable returning True to stop early.
+        interleave: alternate runs between models (fair under background load); all models are
+            open at once then. False measures one model after another.
     Returns:
         One `BenchResult` per model, in order, with speedups relative to the first.
     Raises:
@@ -245,24 +266,25 @@ def run_benchmark(models: Sequence[Union[str, Engine]], warmup: int = 10, runs: 
         if progress is not None:
             progress(done[0], total, message)
 
-    results: List[BenchResult] = []
-    for model in models:
-        if _is_cancelled(cancel):
-            raise BenchmarkCancelled(results)
-        if isinstance(model, Engine):
-            result = _bench_one(model, model.path, warmup, runs, size, canvas_size, threads,
-                                step, cancel)
-        else:
-            is_onnx = extension_of(str(model)) in BACKEND_EXTENSIONS["onnxruntime"]
-            options = dict(onnx_options or {}) if is_onnx else {}
-            with open_engine(model, backend=backend, device=device, threads=threads,
-                             **options) as engine:
-                result = _bench_one(engine, str(model), warmup, runs, size, canvas_size, threads,
-                                    step, cancel)
-        if result is None:
-            raise BenchmarkCancelled(results)
-        results.append(result)
-        _compare_with_first(results)
+    with contextlib.ExitStack() as stack:
+        subjects = []
+        for model in models:
+            if isinstance(model, Engine):
+                engine, name = model, model.path
+            else:
+                is_onnx = extension_of(str(model)) in BACKEND_EXTENSIONS["onnxruntime"]
+                options = dict(onnx_options or {}) if is_onnx else {}
+                engine = stack.enter_context(open_engine(model, backend=backend, device=device,
+                                                         threads=threads, **options))
+                name = str(model)
+            subjects.append(_Subject(engine, name, size, canvas_size))
+        groups = [subjects] if interleave else [[subject] for subject in subjects]
+        results: List[BenchResult] = []
+        for group in groups:
+            if not _measure(group, warmup, runs, step, cancel):
+                raise BenchmarkCancelled(results)
+            results.extend(subject.result(runs, warmup, threads) for subject in group)
+            _compare_with_first(results)
     return results
 
 
@@ -427,6 +449,9 @@ def build_parser() -> argparse.ArgumentParser:
                         default="all", help="ONNX Runtime graph optimisation level (default all)")
     parser.add_argument("--no-spinning", action="store_true",
                         help="ONNX Runtime threads sleep instead of busy-waiting (shared CPUs)")
+    parser.add_argument("--sequential", action="store_true",
+                        help="measure one model after another instead of alternating runs between "
+                             "models (alternating is fairer on a machine with background load)")
     parser.add_argument("--json", metavar="FILE", help="write settings, environment and results")
     parser.add_argument("--csv", metavar="FILE", help="write one row per model")
     parser.add_argument("--plot", metavar="FILE.png", help="write latency vs MACs as PNG")
@@ -456,7 +481,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                                 backend=args.backend, device=args.device,
                                 onnx_options={"optimization": args.optimization,
                                               "spinning": not args.no_spinning},
-                                progress=progress)
+                                progress=progress, interleave=not args.sequential)
     except KeyboardInterrupt:
         bar.close()
         print("cancelled", file=sys.stderr)

@@ -37,7 +37,7 @@ from torch import nn
 
 from compress.checkpoints import (INPUT_KINDS, CheckpointError, atomic_write, default_resolution,
                                   generator_metadata, load_generator)
-from compress.models import arch_name, extract_subnet
+from compress.models import arch_name, build_generator, extract_subnet
 from compress.models.spade import PaddedBatchNorm2d
 from engines.base import INPUT_NAME, OUTPUT_NAME
 from engines.onnx_engine import read_onnx_metadata
@@ -365,9 +365,12 @@ def _parser() -> argparse.ArgumentParser:
                "      --config 16_16_32_16_32_32_16_16 -o h2z.onnx --dynamic --reflect-pad slice\n"
                "  python -m export.onnx spade.safetensors -o spade.onnx --size 256x512 --check \\\n"
                "      --check-image label.png\n"
-               "Supernet checkpoints export at their active config (the sub-network is extracted).",
+               "  python -m export.onnx random --arch resnet_9blocks --ngf 64 -o teacher.onnx\n"
+               "Supernet checkpoints export at their active config (the sub-network is extracted).\n"
+               "CHECKPOINT 'random' builds --arch with seeded random weights (latency studies only).",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoint", help="project .safetensors, or an official .pth with --arch/--config")
+    parser.add_argument("checkpoint", help="project .safetensors, an official .pth with --arch/--config, "
+                                           "or 'random' (random weights of --arch, for latency)")
     parser.add_argument("-o", "--output", required=True, help="output .onnx path")
     shape = parser.add_mutually_exclusive_group()
     shape.add_argument("--size", help="fixed input size HxW (default: the checkpoint's resolution)")
@@ -390,6 +393,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _random_generator(overrides: Dict[str, Any], size: Optional[Tuple[int, int]]):
+    """A seeded randomly initialised generator with metadata: latency is independent of the
+    weights, so benchmarks of architectures need no trained checkpoint."""
+    arch = overrides.pop("arch", None)
+    if arch is None:
+        raise ValueError("'random' needs --arch (and --config / --ngf) to know what to build")
+    torch.manual_seed(0)
+    model = build_generator(arch, **overrides).eval()
+    return model, generator_metadata(model, resolution=size, random_weights=True)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     from compress.profile import build_kwargs, parse_size
     args = _parser().parse_args(argv)
@@ -399,7 +413,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         overrides = build_kwargs(args)
         if args.arch:
             overrides["arch"] = args.arch
-        model, meta = load_generator(args.checkpoint, **overrides)
+        if args.checkpoint == "random" and not os.path.exists("random"):
+            model, meta = _random_generator(overrides, parse_size(args.size) if args.size else None)
+        else:
+            model, meta = load_generator(args.checkpoint, **overrides)
         meta.setdefault("source", os.path.basename(args.checkpoint))
         for key in ("palette", "input_kind"):
             if getattr(args, key):

@@ -3,13 +3,17 @@
 - `engine.Trainer`: the loop (epochs, LR decay, checkpoints, automatic resume, SIGINT/SIGTERM,
   progress bar, TensorBoard, validation, best/final export) around a recipe's ``train_step``.
 - `recipe`: what a recipe provides, weight init, shared optimiser helpers.
-- Recipes: `pix2pix.Pix2PixRecipe`, `cycle_gan.CycleGANRecipe`, `gaugan.GauGANRecipe`.
+- Recipes: `pix2pix.Pix2PixRecipe`, `cycle_gan.CycleGANRecipe`, `gaugan.GauGANRecipe`, and
+  `distill_recipe.DistillRecipe` (the GAN Compression student objective).
+- `stage` / `stage_config`: the shared runner and settings of the distill, supernet and
+  finetune stages; `calibration`: SPADE batch-norm re-calibration.
 - `state`: the resumable checkpoint (plain tensors/containers, ``weights_only`` loading) and RNG.
 - `distributed`: torchrun / DistributedDataParallel helpers (no-ops in a single process).
 - `evaluation.Evaluator`: FID / mIoU / PSNR on a capped validation subset.
 - `monitor.Monitor`: tqdm + TensorBoard on the main rank.
 
-The command line is ``python -m compress.train`` (`compress.train`).
+Command lines: ``python -m compress.train`` (teachers), ``compress.distill``,
+``compress.supernet``, ``compress.finetune`` (students).
 """
 from compress.training.distributed import DistContext, setup, teardown
 from compress.training.engine import Trainer

@@ -72,11 +72,16 @@ def test_cancel_stops_and_returns_finished_models(tiny_models):
             cancel.set()
 
     with pytest.raises(BenchmarkCancelled) as stopped:
-        run_benchmark(paths, warmup=2, runs=4, threads=1, progress=progress, cancel=cancel)
+        run_benchmark(paths, warmup=2, runs=4, threads=1, progress=progress, cancel=cancel,
+                      interleave=False)
     assert [r.model for r in stopped.value.results] == [paths[0]]
     assert seen[-1][1] == 2 * (2 + 2 * 4) and seen[-1][0] == 2 + 2 * 4 + 1
     with pytest.raises(BenchmarkCancelled) as stopped:
         run_benchmark(paths, runs=2, cancel=lambda: True)
+    assert stopped.value.results == []
+    cancel.clear()
+    with pytest.raises(BenchmarkCancelled) as stopped:  # interleaved: nothing is finished early
+        run_benchmark(paths, warmup=2, runs=4, threads=1, progress=progress, cancel=cancel)
     assert stopped.value.results == []
 
 
@@ -99,3 +104,29 @@ def test_latency_stats_from_samples():
         LatencyStats.from_samples([])
     with pytest.raises(ValueError, match="runs must be >= 1"):
         run_benchmark(["x.onnx"], runs=0)
+
+
+def test_runs_alternate_between_models_unless_sequential():
+    from engines.base import Engine, InputSpec
+    from engines.bench import run_benchmark
+
+    order = []
+
+    class Recorder(Engine):
+        backend = "fake"
+
+        def __init__(self, name):
+            super().__init__(name)
+            self.metadata = {"arch": "fake", "input_kind": "image", "resolution": [8, 8], "macs": 10}
+            self.input_spec = InputSpec("input", 3, 8, 8)
+
+        def _run(self, batch):
+            order.append(self.path)
+            return batch
+
+    first, second = Recorder("a"), Recorder("b")
+    run_benchmark([first, second], warmup=1, runs=2)
+    assert order[:4] == ["a", "b", "a", "b"]
+    order.clear()
+    run_benchmark([first, second], warmup=1, runs=2, interleave=False)
+    assert order == ["a"] * 5 + ["b"] * 5

@@ -256,3 +256,14 @@ def test_dynamo_exporter_is_downgraded_to_opset17(tmp_path):
     assert sum(is_reflect_pad(n) for n in proto.graph.node) == 4
     result = check_onnx(str(path), model)
     assert result["passed"] and len(result["max_abs_diff"]) == 2, result
+
+
+def test_cli_random_weights_for_latency_studies(tmp_path, capsys):
+    out = tmp_path / "random.onnx"
+    assert main(["random", "--arch", "sub_mobile_resnet_9blocks", "--config", "8_8_8_8_8_8_8_8",
+                 "--size", "64", "-o", str(out), "--check"]) == 0
+    meta = read_onnx_metadata(str(out), required=True)
+    assert meta["random_weights"] is True and meta["resolution"] == [64, 64]
+    assert meta["build"]["config"] == "8_8_8_8_8_8_8_8"
+    assert main(["random", "-o", str(tmp_path / "x.onnx")]) != 0  # needs --arch
+    assert "needs --arch" in capsys.readouterr().err

@@ -1,0 +1,467 @@
+"""Run the whole GAN Compression pipeline from one TOML file, stage by stage, resumably.
+
+    python -m compress.pipeline configs/facades_compress.toml
+    python -m compress.pipeline configs/facades_compress.toml --redo=search     (search again, then on)
+
+Flows (``flow`` in the ``[pipeline]`` table):
+  fast      supernet -> search -> finetune (optional, ``finetune = true``) -> extract
+            (Fast GAN Compression: the supernet learns from the full teacher directly)
+  original  distill -> supernet -> search -> finetune -> extract
+            (CVPR'20: a mobile teacher is pruned and distilled into a fixed student first, and
+            that student initialises the supernet)
+
+The TOML has a ``[pipeline]`` table (`PipelineConfig`: flow, output_dir, teacher, budget, and
+dataset keys shared by every stage that has them) and one table per stage (``[distill]``,
+``[supernet]``, ``[search]``, ``[finetune]``, ``[extract]``) whose keys are that stage's own
+settings (`compress.supernet.SupernetConfig`, `compress.search.SearchConfig`, ...). A key set in a
+stage table wins over the shared one. The pipeline wires the stages together itself (each
+stage's output_dir under the pipeline's, the teacher, the supernet path, the chosen config), so
+those keys are not written in the stage tables.
+
+Each stage's merged table is written to ``<output_dir>/configs/<stage>.toml`` and loaded with
+`compress.config.load_config` (so it is checked exactly like the stage's own command line, and
+``python -m compress.<stage> <output_dir>/configs/<stage>.toml`` repeats that stage alone).
+A stage whose output exists is skipped; an interrupted one resumes (the stages resume
+themselves). The end prints a summary (chosen config, MACs vs the teacher, the search metric)
+and writes ``<output_dir>/summary.json``; the compressed generator is
+``<output_dir>/compressed.safetensors``.
+"""
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from compress.config import describe_config, load_config, option
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on the Jetson's Python 3.8
+    import tomli as tomllib
+
+FLOWS = {"fast": ("supernet", "search", "finetune", "extract"),
+         "original": ("distill", "supernet", "search", "finetune", "extract")}
+STAGES = ("distill", "supernet", "search", "finetune", "extract")
+
+
+@dataclass
+class PipelineConfig:
+    flow: str = option("fast", "fast (supernet -> search -> [finetune] -> extract) | original "
+                               "(distill -> supernet -> search -> finetune -> extract)")
+    output_dir: str = option("runs/compress", "pipeline folder: one sub-folder per stage, "
+                                              "compressed.safetensors, summary.json")
+    teacher: str = option("", "teacher checkpoint (fast: the full model of compress.train; original: "
+                              "the mobile_resnet_9blocks / mobile_spade teacher)")
+    finetune: Optional[bool] = option(None, "fine-tune the chosen sub-network (default: true for the "
+                                            "original flow, false for the fast flow)")
+    budget_macs: Optional[float] = option(None, "search budget: MACs at the search size")
+    budget_latency_ms: Optional[float] = option(None, "search budget: measured latency (ms)")
+    # --- dataset keys shared by every stage that has them (see compress.training.stage_config)
+    dataroot: Optional[str] = option(None, "dataset folder")
+    dataset_mode: Optional[str] = option(None, "labelmap | aligned | unaligned | cityscapes")
+    direction: Optional[str] = option(None, "AtoB | BtoA")
+    palette: Optional[str] = option(None, "label palette (assets/palettes)")
+    input_encoding: Optional[str] = option(None, "color | onehot (SPADE)")
+    instance_edges: Optional[bool] = option(None, "cityscapes + onehot: instance-boundary channel")
+    load_size: Optional[int] = option(None, "training resize width")
+    crop_size: Optional[int] = option(None, "training crop width = evaluation / search width")
+    aspect_ratio: Optional[float] = option(None, "width / height")
+    flip: Optional[bool] = option(None, "random horizontal flips in training")
+    max_items: Optional[int] = option(None, "use only the first N training items (smoke runs)")
+    val_split: Optional[str] = option(None, "validation split folder")
+    holdout_items: Optional[int] = option(None, "training items held out for the search (train2)")
+    holdout_seed: Optional[int] = option(None, "seed of the held-out split")
+    calibration_images: Optional[int] = option(None, "SPADE: batch-norm re-calibration images")
+    segmenter: Optional[str] = option(None, "segmenter checkpoint (mIoU)")
+    input_kind: Optional[str] = option(None, "label | sketch | image (exported metadata)")
+    device: Optional[str] = option(None, "auto | cpu | cuda")
+    cpu_threads: Optional[int] = option(None, "intra-op CPU threads")
+
+    def __post_init__(self) -> None:
+        if self.flow not in FLOWS:
+            raise ValueError(f"flow = {self.flow!r}: choose one of {', '.join(FLOWS)}")
+        if not self.teacher:
+            raise ValueError("[pipeline] teacher is not set: give the teacher checkpoint "
+                             "(teacher = \"runs/.../G_best.safetensors\")")
+
+    def stages(self) -> Tuple[str, ...]:
+        wanted = self.finetune if self.finetune is not None else self.flow == "original"
+        return tuple(s for s in FLOWS[self.flow] if s != "finetune" or wanted)
+
+
+SHARED_KEYS = tuple(f.name for f in dataclasses.fields(PipelineConfig)
+                    if f.name not in ("flow", "output_dir", "teacher", "finetune", "budget_macs",
+                                      "budget_latency_ms"))
+
+
+# ----------------------------------------------------------------------------- stage plumbing
+
+def stage_config_class(stage: str) -> type:
+    if stage == "distill":
+        from compress.distill import DistillConfig
+        return DistillConfig
+    if stage == "supernet":
+        from compress.supernet import SupernetConfig
+        return SupernetConfig
+    if stage == "search":
+        from compress.search import SearchConfig
+        return SearchConfig
+    if stage == "finetune":
+        from compress.finetune import FinetuneConfig
+        return FinetuneConfig
+    from compress.extract import ExtractConfig
+    return ExtractConfig
+
+
+class Layout:
+    """Where each stage writes, under the pipeline's output_dir."""
+
+    def __init__(self, root: str):
+        self.root = root
+
+    def stage_dir(self, stage: str) -> str:
+        return os.path.join(self.root, stage)
+
+    def config_file(self, stage: str) -> str:
+        return os.path.join(self.root, "configs", f"{stage}.toml")
+
+    def output(self, stage: str) -> str:
+        """The file whose existence marks ``stage`` as done."""
+        names = {"distill": "student.safetensors", "supernet": "supernet.safetensors",
+                 "search": "search_summary.json", "finetune": "finetuned.safetensors"}
+        if stage == "extract":
+            return os.path.join(self.root, "compressed.safetensors")
+        return os.path.join(self.stage_dir(stage), names[stage])
+
+
+def wired_settings(stage: str, pipe: PipelineConfig, layout: Layout,
+                   stages: Tuple[str, ...]) -> Dict[str, Any]:
+    """The keys the pipeline sets itself: how the stages feed each other."""
+    supernet = layout.output("supernet")
+    if stage == "distill":
+        return {"teacher": pipe.teacher, "output_dir": layout.stage_dir(stage)}
+    if stage == "supernet":
+        wired = {"teacher": pipe.teacher, "output_dir": layout.stage_dir(stage)}
+        if "distill" in stages:
+            wired["init_student"] = layout.output("distill")
+        return wired
+    if stage == "search":
+        return {"supernet": supernet, "output_dir": layout.stage_dir(stage), "teacher": pipe.teacher}
+    chosen = chosen_config(layout)
+    if stage == "finetune":
+        wired = {"teacher": pipe.teacher, "supernet": supernet, "config": chosen,
+                 "output_dir": layout.stage_dir(stage)}
+        for key, name in (("restore_D", "discriminator.safetensors"), ("restore_A", "adaptors.safetensors")):
+            path = os.path.join(layout.stage_dir("supernet"), name)
+            if os.path.isfile(path):  # continue the supernet's discriminator and adaptors (upstream)
+                wired[key] = path
+        return wired
+    source = layout.output("finetune") if "finetune" in stages else supernet
+    return {"teacher": pipe.teacher, "supernet": source, "config": chosen, "output": layout.output("extract")}
+
+
+def chosen_config(layout: Layout) -> str:
+    path = layout.output("search")
+    if not os.path.isfile(path):
+        raise ValueError(f"{path} is missing: the search stage has not finished")
+    with open(path, encoding="utf-8") as handle:
+        return str(json.load(handle)["best"]["config"])
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value) if not (isinstance(value, float) and math.isinf(value)) else (
+            "inf" if value > 0 else "-inf")
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise ValueError(f"cannot write {value!r} as a TOML value")
+
+
+def write_stage_toml(path: str, stage: str, values: Dict[str, Any]) -> None:
+    from compress.atomic import atomic_write_text
+    lines = [f"# settings of the {stage} stage, written by python -m compress.pipeline;",
+             f"# python -m compress.{stage} {path} runs this stage alone"]
+    lines += [f"{key} = {_toml_value(value)}" for key, value in values.items() if value is not None]
+    atomic_write_text(path, "\n".join(lines) + "\n", overwrite=True)
+
+
+def stage_settings(stage: str, pipe: PipelineConfig, table: Dict[str, Any], layout: Layout,
+                   stages: Tuple[str, ...], source: str) -> Dict[str, Any]:
+    """Shared keys (those the stage has), then the stage table, then the wiring."""
+    fields = {f.name for f in dataclasses.fields(stage_config_class(stage))}
+    values: Dict[str, Any] = {}
+    for key in SHARED_KEYS:
+        if key in fields and getattr(pipe, key) is not None:
+            values[key] = getattr(pipe, key)
+    if stage == "search":
+        for key in ("budget_macs", "budget_latency_ms"):
+            if getattr(pipe, key) is not None:
+                values[key] = getattr(pipe, key)
+    wired = wired_settings(stage, pipe, layout, stages)
+    clashes = sorted(set(table) & set(wired))
+    if clashes:
+        raise ValueError(f"{source}: [{stage}] sets {', '.join(clashes)}, which the pipeline wires itself "
+                         "(teacher in [pipeline]; output folders under [pipeline] output_dir); remove them")
+    values.update(table)
+    values.update(wired)
+    return values
+
+
+def run_stage(stage: str, cfg: Any, force: bool) -> None:
+    """Run one stage in this process (``force``: start it over); StageStopped on a non-zero exit."""
+    if stage == "search":
+        from compress.search import run_search
+        run_search(cfg, force=force)
+        return
+    if stage == "extract":
+        from compress.extract import extract
+        code = extract(cfg, force=True)  # the pipeline owns compressed.safetensors
+    elif stage == "distill":
+        from compress.distill import distill
+        code = distill(cfg, force=force)
+    elif stage == "supernet":
+        from compress.supernet import train_supernet
+        code = train_supernet(cfg, force=force)
+    else:
+        from compress.finetune import finetune
+        code = finetune(cfg, force=force)
+    if code != 0:
+        raise StageStopped(stage, code)
+
+
+class StageStopped(Exception):
+    def __init__(self, stage: str, code: int):
+        super().__init__(f"the {stage} stage stopped (exit code {code}); rerun the pipeline to resume it")
+        self.stage, self.code = stage, code
+
+
+# ----------------------------------------------------------------------------- the pipeline
+
+def load_pipeline(path: str, overrides: List[str] = ()) -> Tuple[PipelineConfig, Dict[str, Dict[str, Any]]]:
+    """(PipelineConfig, {stage: table}) from a pipeline TOML; ``overrides`` set [pipeline] keys."""
+    data = _read_tables(path)
+    unknown = sorted(set(data) - {"pipeline", *STAGES})
+    if unknown:
+        raise ValueError(f"{path}: unknown table(s) [{'], ['.join(unknown)}]; valid: [pipeline], "
+                         + ", ".join(f"[{s}]" for s in STAGES))
+    pipeline_table = data.get("pipeline")
+    if not isinstance(pipeline_table, dict):
+        raise ValueError(f"{path}: no [pipeline] table (flow, output_dir, teacher, ...)")
+    # the [pipeline] table goes through load_config like any stage table (same checks, same errors)
+    with tempfile.TemporaryDirectory(prefix="pipeline-") as scratch:
+        pipe_file = os.path.join(scratch, "pipeline.toml")
+        write_stage_toml(pipe_file, "pipeline", pipeline_table)
+        try:
+            pipe = load_config(PipelineConfig, pipe_file, overrides)
+        except ValueError as error:
+            raise ValueError(str(error).replace(pipe_file, f"{path} [pipeline]")) from None
+    tables = {stage: dict(data.get(stage) or {}) for stage in STAGES}
+    return pipe, tables
+
+
+def _read_tables(path: str) -> Dict[str, Any]:
+    """The raw tables of a pipeline TOML (read_toml insists on flat files, so read it here)."""
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: pipeline config not found (see configs/*_compress.toml)") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path}: not valid TOML: {error}") from None
+    flat = [k for k, v in data.items() if not isinstance(v, dict)]
+    if flat:
+        raise ValueError(f"{path}: {flat[0]} is outside any table; pipeline settings go in [pipeline], "
+                         "stage settings in [supernet], [search], ...")
+    return data
+
+
+def run_pipeline(path: str, overrides: List[str] = (), force: bool = False, redo: Optional[str] = None,
+                 configs_only: bool = False, log: Callable[[str], None] = print) -> Dict[str, Any]:
+    """Run the pipeline of the TOML at ``path``; returns the summary (also in summary.json).
+    ``configs_only``: write the settings files of the stages still to run and stop (to start a
+    stage by hand, e.g. under torchrun); returns {"configs": [paths]}."""
+    pipe, tables = load_pipeline(path, overrides)
+    stages = pipe.stages()
+    for stage in STAGES:
+        if tables[stage] and stage not in stages:
+            log(f"note: [{stage}] is ignored: the {pipe.flow} flow"
+                + (" without fine-tuning" if stage == "finetune" else "") + f" runs {' -> '.join(stages)}")
+    if redo is not None and redo not in stages:
+        raise ValueError(f"--redo={redo}: this pipeline runs {', '.join(stages)}")
+    layout = Layout(pipe.output_dir)
+    os.makedirs(pipe.output_dir, exist_ok=True)
+    if not os.path.isfile(pipe.teacher):
+        raise ValueError(f"{pipe.teacher}: teacher checkpoint not found (train one with "
+                         "python -m compress.train)")
+    redo_from = stages.index(redo) if redo is not None else (0 if force else None)
+    report: Dict[str, Dict[str, Any]] = {}
+    written: List[str] = []
+    for index, stage in enumerate(stages):
+        again = redo_from is not None and index >= redo_from
+        output = layout.output(stage)
+        if os.path.exists(output) and not again:
+            log(f"[{stage}] done earlier: {output}")
+            changed = changed_settings(stage, pipe, tables[stage], layout, stages, path)
+            if changed:
+                log(f"note: [{stage}] settings changed since it ran ({changed}); "
+                    f"--redo={stage} applies them")
+            report[stage] = {"status": "skipped", "output": output}
+            continue
+        if configs_only and stage in ("finetune", "extract") and not os.path.exists(layout.output("search")):
+            log(f"[{stage}] needs the search result; its settings are written once the search has run")
+            break
+        values = stage_settings(stage, pipe, tables[stage], layout, stages, path)
+        config_file = layout.config_file(stage)
+        write_stage_toml(config_file, stage, values)
+        cfg = load_config(stage_config_class(stage), config_file)
+        if configs_only:
+            log(f"[{stage}] settings: {config_file} (python -m compress.{stage} {config_file})")
+            written.append(config_file)
+            continue
+        log(f"[{stage}] running (settings: {config_file})")
+        start = time.perf_counter()
+        run_stage(stage, cfg, force=again)
+        if not os.path.exists(output):
+            raise ValueError(f"the {stage} stage finished without writing {output} (max_steps reached? "
+                             "rerun the pipeline to resume it)")
+        report[stage] = {"status": "ran", "output": output, "seconds": round(time.perf_counter() - start, 1)}
+    if configs_only:
+        return {"configs": written}
+    summary = summarize(pipe, layout, stages, report)
+    from compress.atomic import atomic_write_text
+    atomic_write_text(os.path.join(pipe.output_dir, "summary.json"),
+                      json.dumps(summary, indent=1, sort_keys=True) + "\n", overwrite=True)
+    log(format_summary(summary))
+    return summary
+
+
+def changed_settings(stage: str, pipe: PipelineConfig, table: Dict[str, Any], layout: Layout,
+                     stages: Tuple[str, ...], source: str) -> str:
+    """What differs between the settings a finished stage ran with and the current ones ("" if
+    nothing, or when they cannot be compared)."""
+    from compress.config import diff_configs
+    previous = layout.config_file(stage)
+    if not os.path.isfile(previous):
+        return ""
+    cls = stage_config_class(stage)
+    try:
+        values = stage_settings(stage, pipe, table, layout, stages, source)
+        with tempfile.TemporaryDirectory(prefix="pipeline-") as scratch:
+            current = os.path.join(scratch, f"{stage}.toml")
+            write_stage_toml(current, stage, values)
+            diff = diff_configs(load_config(cls, previous), load_config(cls, current))
+    except ValueError:
+        return ""
+    return ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in sorted(diff.items()))
+
+
+def summarize(pipe: PipelineConfig, layout: Layout, stages: Tuple[str, ...],
+              report: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
+    """Chosen config, MACs and params vs the teacher (at the compressed model's resolution), the
+    search metric and the extract stage's validation scores."""
+    from compress.checkpoints import load_generator
+    from compress.profile import count_macs
+    with open(layout.output("search"), encoding="utf-8") as handle:
+        search = json.load(handle)
+    compressed, meta = load_generator(layout.output("extract"))
+    del compressed
+    height, width = meta["resolution"]
+    teacher, teacher_meta = load_generator(pipe.teacher)
+    if list(teacher_meta.get("resolution") or []) == [height, width] and teacher_meta.get("macs"):
+        teacher_counts = {k: teacher_meta[k] for k in ("macs", "true_macs", "params")}
+    else:
+        teacher_counts = count_macs(teacher, (1, teacher.input_nc, height, width))
+    best = search["best"]
+    return {
+        "flow": pipe.flow, "stages": report, "compressed": layout.output("extract"),
+        "config": meta.get("config"), "arch": meta.get("arch"), "resolution": [height, width],
+        "macs": meta["macs"], "true_macs": meta.get("true_macs"), "params": meta["params"],
+        "teacher": pipe.teacher, "teacher_macs": teacher_counts["macs"],
+        "teacher_params": teacher_counts["params"],
+        "macs_reduction": teacher_counts["macs"] / meta["macs"],
+        "params_reduction": teacher_counts["params"] / meta["params"],
+        "budget_macs": search.get("budget_macs"), "budget_latency_ms": search.get("budget_latency_ms"),
+        "search": {"metric": best["metric"], "value": best["value"], "latency_ms": best.get("latency_ms"),
+                   "evaluated": search.get("evaluated"), "strategy": search.get("strategy"),
+                   "results": search.get("results")},
+        "validation": meta.get("validation") or {},
+    }
+
+
+def format_summary(summary: Dict[str, Any]) -> str:
+    from compress.profile import human
+    search = summary["search"]
+    lines = [f"compressed generator: {summary['compressed']}",
+             f"  config {summary['config']} ({summary['arch']}) at {summary['resolution'][0]}x"
+             f"{summary['resolution'][1]}",
+             f"  MACs {human(summary['macs'])} vs teacher {human(summary['teacher_macs'])} "
+             f"({summary['macs_reduction']:.1f}x fewer); params {human(summary['params'])} vs "
+             f"{human(summary['teacher_params'])} ({summary['params_reduction']:.1f}x fewer)",
+             f"  search: {search['metric']} {search['value']:.4g} on held-out training images "
+             f"({search['evaluated']} configs evaluated, {search['strategy']})"]
+    if search.get("latency_ms") is not None:
+        lines.append(f"  measured latency {search['latency_ms']:.2f} ms")
+    if summary["validation"]:
+        lines.append("  validation: " + ", ".join(f"{k} {v:.4g}" for k, v in summary["validation"].items()))
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+EXAMPLES = """examples:
+  python -m compress.pipeline configs/facades_compress.toml
+  python -m compress.pipeline configs/facades_compress.toml --redo=search
+  python -m compress.pipeline configs/edges2shoes_compress.toml --dataroot=/data/edges2shoes-r
+
+A finished stage is skipped (its output exists); an interrupted one resumes. --redo=STAGE runs
+that stage and every later one again; --force reruns them all. Other --key=value settings
+override keys of the [pipeline] table. docs/compress.md walks through a whole run.
+
+[pipeline] keys:
+"""
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        prog="python -m compress.pipeline", allow_abbrev=False,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Compress a teacher generator end to end (GAN Compression / Fast GAN Compression): "
+                    "supernet, search, fine-tuning and extraction from one TOML file.",
+        epilog=EXAMPLES + describe_config(PipelineConfig))
+    parser.add_argument("config", help="pipeline TOML (configs/*_compress.toml)")
+    parser.add_argument("--force", action="store_true", help="rerun every stage from scratch")
+    parser.add_argument("--redo", choices=STAGES, help="rerun this stage and the later ones")
+    parser.add_argument("--configs-only", action="store_true",
+                        help="only write <output_dir>/configs/<stage>.toml of the stages still to run "
+                             "(to run a stage by hand, e.g. under torchrun), then stop")
+    # --key=value settings of [pipeline] bypass argparse (values with spaces confuse it)
+    own = [a for a in argv if a in ("--force", "--help", "--configs-only") or a.startswith("--redo")
+           or not a.startswith("--")]
+    args = parser.parse_args(own)
+    overrides = [a for a in argv if a not in own]
+    try:
+        run_pipeline(args.config, overrides, force=args.force, redo=args.redo, configs_only=args.configs_only)
+        return 0
+    except StageStopped as stopped:
+        print(f"stopped: {stopped}", file=sys.stderr)
+        return stopped.code if stopped.code else 1
+    except (ValueError, FileExistsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""Train the once-for-all student ("supernet") of GAN Compression.
+
+    python -m compress.supernet configs/facades_supernet.toml
+    python -m compress.supernet configs/facades_supernet.toml --sampling=sandwich --output_dir=runs/s2
+    torchrun --nproc_per_node=4 -m compress.supernet configs/facades_supernet.toml
+
+A `super_mobile_resnet_9blocks` / `super_mobile_spade` student of width ``student_ngf`` learns
+from a frozen teacher (Fast GAN Compression: the full ``resnet_9blocks`` / ``spade`` teacher and
+a fresh supernet; original flow: the mobile teacher, starting from the distilled student,
+``init_student``). Every step trains a sub-network drawn uniformly from the search space
+(``sampling = "uniform"``, upstream), or the largest, the smallest and a random one with
+accumulated gradients (``"sandwich"``). Losses: `compress.training.distill_recipe`.
+Validation scores the largest and smallest sub-networks (SPADE: after batch-norm
+re-calibration); the primary metric is their mean.
+
+Outputs in ``output_dir``: ``supernet.safetensors`` (metadata: search space and its choices,
+teacher, held-out split), ``supernet_best.safetensors``, ``discriminator.safetensors`` and
+``adaptors.safetensors`` (for `compress.finetune`), ``train_state.pt`` (resume: run the same
+command again), ``metrics.json``, ``tensorboard/``.
+
+Library: `load_supernet`, `search_space_of`, `calibrate_batchnorm`, `calibration_batches`.
+"""
+import sys
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
+
+from torch import nn
+
+from compress.config import option
+from compress.models.search_space import SearchSpace, encode_config, get_search_space
+from compress.training.calibration import calibrate_batchnorm, calibration_batches
+from compress.training.distill_recipe import sandwich_sampler, uniform_sampler
+from compress.training.stage import Stage, StudentPlan, load_weights, run_stage, stage_main, student_kwargs
+from compress.training.stage_config import StageConfig, check_choices
+
+SUPERNET_ARCH = {"resnet": "super_mobile_resnet_9blocks", "spade": "super_mobile_spade"}
+CONFIG_LENGTH = 8
+
+
+@dataclass
+class SupernetConfig(StageConfig):
+    student_ngf: int = option(64, "supernet width (Fast flow: 64; original flow: the distilled student's 48)")
+    search_space: str = option("channels-64-pix2pix", "official search space name (compress.models."
+                                                      "SEARCH_SPACES), or \"custom\" with channel_choices")
+    channel_choices: List[int] = option([], "search_space = \"custom\": the channel choices of every one "
+                                            "of the 8 config positions, e.g. [32, 24, 16]")
+    sampling: str = option("uniform", "sub-networks per step: uniform (one random, upstream) | sandwich "
+                                      "(largest + smallest + random, gradients accumulated)")
+    init_student: Optional[str] = option(None, "start from these weights (original flow: the distilled "
+                                               "student of compress.distill, same ngf) instead of a "
+                                               "fresh init")
+    output_dir: str = option("runs/supernet", "run folder: checkpoints, logs, supernet.safetensors")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choices(self, {"sampling": ("uniform", "sandwich")})
+        if self.student_ngf < 1:
+            raise ValueError(f"student_ngf must be >= 1, got {self.student_ngf}")
+        if self.search_space == "custom" and not self.channel_choices:
+            raise ValueError("search_space = \"custom\" needs channel_choices = [...], e.g. [32, 24, 16]")
+        if self.channel_choices and self.search_space != "custom":
+            raise ValueError("channel_choices is only used with search_space = \"custom\"")
+        if any(c < 1 for c in self.channel_choices):
+            raise ValueError(f"channel_choices must be positive, got {self.channel_choices}")
+
+
+def resolve_search_space(family: str, name: str, channel_choices=()) -> SearchSpace:
+    """An official search space, or the "custom" one with the same choices at every position."""
+    if name != "custom":
+        return get_search_space(family, name)
+    choices = tuple(sorted({int(c) for c in channel_choices}, reverse=True))
+    return SearchSpace(family, "custom", (choices,) * CONFIG_LENGTH)
+
+
+def search_space_of(meta: Dict[str, Any]) -> SearchSpace:
+    """The search space a supernet checkpoint was trained on (from its metadata)."""
+    family = "spade" if str(meta.get("arch", "")).endswith("spade") else "resnet"
+    if "search_choices" not in meta:
+        raise ValueError("this checkpoint's metadata names no search space (not written by "
+                         "compress.supernet)")
+    choices = tuple(tuple(int(c) for c in position) for position in meta["search_choices"])
+    return SearchSpace(family, str(meta.get("search_space", "custom")), choices)
+
+
+def load_supernet(path: str) -> Tuple[nn.Module, Dict[str, Any]]:
+    """A supernet checkpoint (eval mode) and its metadata; ValueError if it is not a supernet."""
+    from compress.checkpoints import load_generator
+    model, meta = load_generator(path)
+    if not hasattr(model, "make_subnet"):
+        raise ValueError(f"{path} holds a {meta.get('arch')}, not a supernet (super_mobile_resnet_9blocks "
+                         "or super_mobile_spade); give the supernet.safetensors of compress.supernet")
+    return model, meta
+
+
+def plan_supernet(cfg: SupernetConfig, teacher: nn.Module, input_nc: int, size_hw, note) -> StudentPlan:
+    from compress.models import build_generator
+    from compress.training.recipe import init_weights
+    family = teacher.family
+    space = resolve_search_space(family, cfg.search_space, cfg.channel_choices)
+    student = build_generator(SUPERNET_ARCH[family], **student_kwargs(teacher, cfg.student_ngf, size_hw))
+    try:
+        student.widths_for(space.largest())
+    except ValueError:
+        raise ValueError(f"search space {space.name} reaches {encode_config(space.largest())}, wider "
+                         f"than student_ngf = {cfg.student_ngf}; raise student_ngf or pick a narrower "
+                         "space") from None
+    if cfg.init_student:
+        load_weights(student, cfg.init_student, "supernet")
+        note(f"supernet initialised from {cfg.init_student}")
+    else:
+        init_weights(student, cfg.init_type, cfg.init_gain)
+    sampler = sandwich_sampler(space) if cfg.sampling == "sandwich" else uniform_sampler(space)
+    meta = {"search_space": space.name, "search_choices": [list(c) for c in space.choices],
+            "sampling": cfg.sampling, "init_student": cfg.init_student}
+    return StudentPlan(student, sampler, [("largest", space.largest()), ("smallest", space.smallest())],
+                       meta, calibrate=family == "spade")
+
+
+STAGE = Stage("supernet", "supernet", plan_supernet)
+
+
+def train_supernet(cfg: SupernetConfig, force: bool = False, step_callback=None) -> int:
+    return run_stage(cfg, STAGE, force, step_callback)
+
+
+EXAMPLES = """examples:
+  python -m compress.supernet configs/facades_supernet.toml
+  python -m compress.supernet configs/smoke_supernet.toml --teacher=runs/smoke_pix2pix/G_final.safetensors
+  torchrun --nproc_per_node=4 -m compress.supernet configs/facades_supernet.toml
+
+Rerunning the same command resumes from <output_dir>/train_state.pt; Ctrl-C saves and stops.
+"""
+
+
+def main(argv=None) -> int:
+    return stage_main(argv, SupernetConfig, train_supernet, "python -m compress.supernet",
+                      "Train a once-for-all GAN Compression supernet by distillation from a teacher; "
+                      "writes <output_dir>/supernet.safetensors.", EXAMPLES)
+
+
+__all__ = ["SupernetConfig", "load_supernet", "search_space_of", "calibrate_batchnorm", "calibration_batches",
+           "resolve_search_space", "train_supernet", "main"]
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""python -m compress.supernet: smoke runs (ResNet, SPADE), outputs and metadata, resume after
+max_steps and after SIGTERM (bit-identical to an uninterrupted run), settings errors."""
+import json
+import os
+import signal
+
+import pytest
+import torch
+
+from compress.config import load_config
+from compress.models.discriminators import NLayerDiscriminator
+from compress.supernet import SupernetConfig, load_supernet, main, search_space_of, train_supernet
+from compress.training.engine import STATE_FILE
+from compress.training.stage import load_aux
+from compress.training.state import load_training_state
+from tests.compress.stage_helpers import FACADES, SMOKE_SUPERNET, SPADE_ARGS, resnet_teacher, spade_teacher
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    return resnet_teacher(tmp_path_factory.mktemp("teacher"))
+
+
+def smoke(teacher, run_dir, *extra):
+    return [SMOKE_SUPERNET, f"--teacher={teacher}", f"--dataroot={FACADES}", f"--output_dir={run_dir}",
+            *extra]
+
+
+def test_smoke_run_writes_a_loadable_supernet_with_search_metadata(tmp_path, teacher):
+    run = tmp_path / "run"
+    assert main(smoke(teacher, run)) == 0
+    supernet, meta = load_supernet(str(run / "supernet.safetensors"))
+    assert meta["arch"] == "super_mobile_resnet_9blocks" and meta["build"]["ngf"] == 4
+    assert meta["search_space"] == "custom" and meta["search_choices"] == [[4, 2]] * 8
+    assert (meta["teacher"], meta["stage"], meta["steps"]) == (teacher, "supernet", 4)
+    assert (meta["palette"], meta["input_kind"], meta["resolution"]) == ("facades", "label", [32, 32])
+    space = search_space_of(meta)
+    assert space.largest() == (4,) * 8 and space.size == 256
+    assert supernet(torch.zeros(1, 3, 32, 32), config=space.smallest()).shape == (1, 3, 32, 32)
+    history = json.loads((run / "metrics.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert history[0]["psnr"] == pytest.approx((history[0]["largest_psnr"] + history[0]["smallest_psnr"]) / 2)
+    assert (run / "supernet_best.safetensors").is_file() and list((run / "tensorboard").glob("events.*"))
+    load_aux(NLayerDiscriminator(6, 8, 3), str(run / "discriminator.safetensors"), "discriminator")
+    saved = load_config(SupernetConfig, str(run / "config.toml"))
+    assert saved == load_config(SupernetConfig, SMOKE_SUPERNET, smoke(teacher, run)[1:])
+    with pytest.raises(ValueError, match="not a supernet"):
+        load_supernet(teacher)
+
+
+def config(teacher, run_dir, *extra):
+    return load_config(SupernetConfig, SMOKE_SUPERNET,
+                       smoke(teacher, run_dir, "--tensorboard=false", "--save_every_steps=100", *extra)[1:])
+
+
+def assert_same_state(dir_a, dir_b):
+    a = load_training_state(os.path.join(dir_a, STATE_FILE))
+    b = load_training_state(os.path.join(dir_b, STATE_FILE))
+    assert (a["step"], a["finished"]) == (b["step"], b["finished"]) == (4, True)
+    for name, state in a["modules"].items():
+        for key, tensor in state.items():
+            assert torch.equal(tensor, b["modules"][name][key]), f"{name}.{key} differs"
+    for name, state in a["optimizers"].items():
+        for index, slots in state["state"].items():
+            for slot, value in slots.items():
+                assert torch.equal(value, b["optimizers"][name]["state"][index][slot]), f"{name} {slot}"
+    assert a["ranks"][0]["recipe"] == b["ranks"][0]["recipe"]  # the config sampler resumed too
+    assert a["history"] == b["history"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, teacher):
+    run = tmp_path_factory.mktemp("full") / "run"
+    assert train_supernet(config(teacher, run)) == 0
+    return run
+
+
+def test_max_steps_stop_then_rerun_continues_identically(tmp_path, teacher, uninterrupted):
+    run = tmp_path / "split"
+    assert train_supernet(config(teacher, run, "--max_steps=3")) == 0  # mid-epoch 2
+    partial = load_training_state(str(run / STATE_FILE))
+    assert partial["step"] == 3 and not partial["finished"] and not (run / "supernet.safetensors").exists()
+    assert train_supernet(config(teacher, run)) == 0  # the same command again resumes
+    assert_same_state(uninterrupted, run)
+    a, b = (load_supernet(str(r / "supernet.safetensors"))[0].state_dict() for r in (uninterrupted, run))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_sigterm_saves_and_rerun_resumes_identically(tmp_path, teacher, uninterrupted):
+    run = tmp_path / "split"
+
+    def interrupt(step):
+        if step == 1:  # the trainer finishes this step, saves and stops
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    assert train_supernet(config(teacher, run), step_callback=interrupt) == 128 + signal.SIGTERM
+    assert load_training_state(str(run / STATE_FILE))["step"] == 1
+    assert train_supernet(config(teacher, run)) == 0
+    assert_same_state(uninterrupted, run)
+
+
+def test_spade_supernet_with_sandwich_rule_and_calibrated_evaluation(tmp_path):
+    teacher = spade_teacher(tmp_path)
+    run = tmp_path / "run"
+    code = main([f"--teacher={teacher}", f"--output_dir={run}", *SPADE_ARGS, "--student_ngf=4",
+                 "--search_space=custom", "--channel_choices=4,2", "--sampling=sandwich", "--max_items=2",
+                 "--nepochs_decay=0", "--lr=1e-4", "--lr_D=4e-4", "--beta1=0", "--beta2=0.9"])
+    assert code == 0
+    supernet, meta = load_supernet(str(run / "supernet.safetensors"))
+    assert meta["arch"] == "super_mobile_spade" and meta["sampling"] == "sandwich"
+    history = json.loads((run / "metrics.json").read_text())["history"]
+    assert {"largest_psnr", "smallest_psnr", "psnr"} <= set(history[0])
+    state = load_training_state(str(run / STATE_FILE))["modules"]["G"]
+    key = "head_0.norm_0.param_free_norm.running_mean"
+    assert torch.equal(state[key], supernet.state_dict()[key])  # evaluation's calibration was undone
+
+
+def test_help_lists_examples_and_keys(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert "torchrun --nproc_per_node" in text and "sampling (str, default \"uniform\")" in text
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--search_space=channels-48", "--channel_choices="], "wider than student_ngf = 4"),
+    (["--channel_choices="], "needs channel_choices"),
+    (["--sampling=greedy"], "sampling = 'greedy': choose one of uniform, sandwich"),
+    (["--teacher="], "teacher is not set"),
+    (["--input_encoding=onehot"], "takes 3-channel inputs but the dataset gives 13"),
+    (["--init_student=MISSING.safetensors"], "MISSING.safetensors: no such checkpoint file"),
+])
+def test_bad_settings_exit_2_with_a_clear_message(tmp_path, capsys, teacher, extra, message):
+    assert main(smoke(teacher, tmp_path / "run", "--tensorboard=false", *extra)) == 2
+    assert message in capsys.readouterr().err
+
+
+def _rank_main(rank, world_size, port, teacher, run_dir, out_dir):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    from compress.supernet import STAGE
+    from compress.training import distributed as D
+    from compress.training.stage import build_stage_trainer
+    cfg = config(teacher, run_dir, "--batch_size=1", "--sampling=sandwich", "--device=cpu")
+    ctx = D.setup(cfg.device)
+    try:
+        trainer = build_stage_trainer(cfg, ctx, STAGE)
+        code = trainer.fit()
+        weights = {f"{name}.{k}": v.detach().clone() for name, module in trainer.recipe.modules.items()
+                   for k, v in module.state_dict().items()}
+        torch.save({"code": code, "weights": weights}, os.path.join(out_dir, f"rank{rank}.pt"))
+    finally:
+        D.teardown(ctx)
+
+
+@pytest.mark.slow  # two spawned processes: 8-12 s on the shared 2-core CPU
+def test_two_gloo_processes_train_the_same_configs_and_end_identical(tmp_path, teacher):
+    import torch.multiprocessing as mp
+
+    from tests.compress.training.test_distributed import free_port
+    out = tmp_path / "out"
+    out.mkdir()
+    mp.spawn(_rank_main, args=(2, free_port(), teacher, str(tmp_path / "ddp"), str(out)), nprocs=2, join=True)
+    ranks = [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    assert ranks[0]["code"] == ranks[1]["code"] == 0
+    for key, value in ranks[0]["weights"].items():
+        assert torch.equal(value, ranks[1]["weights"][key]), key
+    state = load_training_state(str(tmp_path / "ddp" / STATE_FILE))
+    assert state["world_size"] == 2 and state["step"] == 4
+    assert state["ranks"][0]["recipe"] == state["ranks"][1]["recipe"]  # one config stream for all ranks
+    assert (tmp_path / "ddp" / "supernet.safetensors").is_file()
+
+
+def test_held_out_items_never_train_and_form_the_search_set(teacher):
+    from compress.training.stage import build_datasets, build_holdout_dataset
+    cfg = config(teacher, "unused", "--holdout_items=1", "--max_items=4")
+    train, _, held = build_datasets(cfg)
+    search = build_holdout_dataset(cfg)
+    assert len(train) == 3 and len(held) == 1 and search.stems == held and not set(held) & set(train.stems)
+    assert not search.flip and search[0]["A"].shape[1:] == (32, 32)
+    assert build_holdout_dataset(config(teacher, "unused")) is None
+
+
+def test_facades_configs_load_and_match_each_other():
+    from compress.finetune import FinetuneConfig
+    from compress.models.search_space import get_search_space
+    from tests.conftest import REPO
+    supernet = load_config(SupernetConfig, str(REPO / "configs" / "facades_supernet.toml"))
+    finetune = load_config(FinetuneConfig, str(REPO / "configs" / "facades_finetune.toml"))
+    assert finetune.supernet == f"{supernet.output_dir}/supernet.safetensors"
+    assert finetune.config in get_search_space("resnet", supernet.search_space)
+    shared = ("teacher", "dataroot", "crop_size", "load_size", "holdout_items", "holdout_seed", "ndf",
+              "gan_mode", "lambda_recon", "lambda_distill")
+    assert all(getattr(supernet, key) == getattr(finetune, key) for key in shared)
+
+
+def test_unpaired_supernet_distills_towards_the_teacher_with_fidelity_validation(tmp_path, teacher):
+    from tests.compress.training.test_engine import write_unaligned
+    data = write_unaligned(tmp_path / "data")
+    run = tmp_path / "run"
+    assert main(smoke(teacher, run, f"--dataroot={data}", "--dataset_mode=unaligned", "--palette=none",
+                      "--gan_mode=lsgan", "--lambda_recon=10", "--lambda_distill=0.01",
+                      "--eval_metric=fidelity", "--tensorboard=false")) == 0
+    history = json.loads((run / "metrics.json").read_text())["history"]
+    assert {"largest_fidelity", "smallest_fidelity", "fidelity"} <= set(history[-1])
+    assert history[-1]["fidelity"] > 3
+    _, meta = load_supernet(str(run / "supernet.safetensors"))
+    assert meta["dataset_mode"] == "unaligned" and meta["palette"] is None
+    assert main(smoke(teacher, tmp_path / "bad", f"--dataroot={data}", "--dataset_mode=unaligned",
+                      "--palette=none")) == 2  # psnr needs pairs

@@ -1,0 +1,92 @@
+"""compress.training.distill_recipe: config sampling (uniform, sandwich), paired vs unpaired
+targets, what trains and what stays frozen."""
+import random
+
+import torch
+import torch.nn.functional as F
+
+from compress.distillation import Adaptors, feature_widths, mapped_layers
+from compress.models import build_generator
+from compress.models.discriminators import NLayerDiscriminator
+from compress.models.search_space import SearchSpace
+from compress.training.distill_recipe import DistillRecipe, fixed_sampler, sandwich_sampler, uniform_sampler
+from compress.training.distributed import setup
+
+SPACE = SearchSpace("resnet", "custom", ((4, 2),) * 8)
+
+
+def make_recipe(sampler, paired=True, adaptors=True, seed=0, **kwargs):
+    torch.manual_seed(seed)
+    student = build_generator("super_mobile_resnet_9blocks", ngf=4)
+    teacher = build_generator("resnet_9blocks", ngf=4)
+    adaptor = Adaptors(feature_widths(student), feature_widths(teacher)) if adaptors else None
+    D = NLayerDiscriminator(6 if paired else 3, 8, 2)
+    return DistillRecipe(student, teacher, D, adaptor, setup("cpu"), layers=mapped_layers(student),
+                         paired=paired, sampler=sampler, seed=seed, **kwargs)
+
+
+def batch(seed=1):
+    gen = torch.Generator().manual_seed(seed)
+    return {key: torch.rand(2, 3, 32, 32, generator=gen) * 2 - 1 for key in ("A", "B")}
+
+
+def test_sandwich_trains_largest_smallest_and_random_in_one_step():
+    recipe = make_recipe(sandwich_sampler(SPACE))
+    trunks = []
+    recipe.modules["G"].model[7].register_forward_hook(lambda m, i, o: trunks.append(o.shape[1]))
+    before = {k: v.clone() for k, v in recipe.modules["G"].state_dict().items()}
+    losses = recipe.train_step(batch())
+    largest, smallest, drawn = recipe.last_configs
+    assert (largest, smallest) == (SPACE.largest(), SPACE.smallest()) and drawn in SPACE
+    assert trunks == [16, 8, 4 * drawn[2]]  # one student forward per config, gradients accumulated
+    assert set(losses) == {"D_fake", "D_real", "G_gan", "G_recon", "G_distill"}
+    after = recipe.modules["G"].state_dict()
+    assert not torch.equal(before["model.1.weight"], after["model.1.weight"])
+
+
+def test_uniform_sampling_is_seeded_identical_per_rank_and_resumable():
+    draws = [uniform_sampler(SPACE)(random.Random(5))[0] for _ in range(2)]
+    assert draws[0] == draws[1]
+    recipe = make_recipe(uniform_sampler(SPACE), seed=5)
+    state = recipe.rank_state()
+    first = [recipe.sampler(recipe.rng)[0] for _ in range(6)]
+    assert len(set(first)) > 1 and all(c in SPACE for c in first)
+    recipe.load_rank_state(state)
+    assert [recipe.sampler(recipe.rng)[0] for _ in range(6)] == first
+    assert fixed_sampler(None)(recipe.rng) == [None]
+
+
+def reconstruction_target_loss(paired):
+    recipe = make_recipe(fixed_sampler(SPACE.smallest()), paired=paired, adaptors=False, lambda_gan=0.0,
+                         lambda_recon=10.0)
+    data = batch()
+    with torch.no_grad():
+        fake = recipe.modules["G"](data["A"], config=SPACE.smallest())
+        teacher_out = recipe.teacher(data["A"])
+    target = data["B"] if paired else teacher_out
+    return recipe, recipe.train_step(data), F.l1_loss(fake, target).item() * 10.0, teacher_out
+
+
+def test_unpaired_reconstruction_target_is_the_teacher_output():
+    recipe, losses, expected, teacher_out = reconstruction_target_loss(paired=False)
+    assert abs(losses["G_recon"] - expected) < 1e-4 and "G_distill" not in losses
+    assert recipe.modules["D"].model[0].in_channels == 3  # unconditional: judges B images alone
+    torch.testing.assert_close(recipe.visuals["teacher_B"], teacher_out)
+
+
+def test_paired_reconstruction_target_is_the_ground_truth():
+    _, losses, expected, _ = reconstruction_target_loss(paired=True)
+    assert abs(losses["G_recon"] - expected) < 1e-4
+
+
+def test_teacher_stays_frozen_and_adaptors_train_with_the_generator():
+    recipe = make_recipe(uniform_sampler(SPACE))
+    teacher_before = {k: v.clone() for k, v in recipe.teacher.state_dict().items()}
+    adaptor_before = recipe.modules["A"].convs[0].weight.clone()
+    recipe.train(True)
+    assert not recipe.teacher.training and all(not p.requires_grad for p in recipe.teacher.parameters())
+    recipe.train_step(batch())
+    assert all(torch.equal(v, recipe.teacher.state_dict()[k]) for k, v in teacher_before.items())
+    assert not torch.equal(adaptor_before, recipe.modules["A"].convs[0].weight)
+    g_params = {id(p) for group in recipe.optimizers["G"].param_groups for p in group["params"]}
+    assert all(id(p) in g_params for p in recipe.modules["A"].parameters())
