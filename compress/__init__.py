@@ -1,2 +1,3 @@
-"""Produces compressed generators: the generator zoo, checkpoints, MAC profiling, and (later)
-teacher training, once-for-all distillation, search, fine-tuning and metrics. No Qt here."""
+"""Produces compressed generators: the generator zoo, checkpoints and MAC profiling; data,
+metrics and teacher training; and the GAN Compression stages (distill, supernet, search,
+finetune, extract, pipeline). No Qt here."""

@@ -274,6 +274,10 @@ def run_benchmark(models: Sequence[Union[str, Engine]], warmup: int = 10, runs: 
             else:
                 is_onnx = extension_of(str(model)) in BACKEND_EXTENSIONS["onnxruntime"]
                 options = dict(onnx_options or {}) if is_onnx else {}
+                if is_onnx and interleave and len(models) > 1:
+                    # Several sessions are open at once: threads of an idle session that spin
+                    # (busy-wait) after its run would steal the cores of the next model's run.
+                    options.setdefault("spinning", False)
                 engine = stack.enter_context(open_engine(model, backend=backend, device=device,
                                                          threads=threads, **options))
                 name = str(model)
@@ -447,8 +451,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", help="cpu, cuda, cuda:N or tensorrt (default: cpu; GPU for .engine)")
     parser.add_argument("--optimization", choices=("disable", "basic", "extended", "all"),
                         default="all", help="ONNX Runtime graph optimisation level (default all)")
-    parser.add_argument("--no-spinning", action="store_true",
-                        help="ONNX Runtime threads sleep instead of busy-waiting (shared CPUs)")
+    spinning = parser.add_mutually_exclusive_group()
+    spinning.add_argument("--no-spinning", action="store_true",
+                          help="ONNX Runtime threads sleep instead of busy-waiting (shared CPUs)")
+    spinning.add_argument("--spinning", action="store_true",
+                          help="let ONNX Runtime threads busy-wait (default only for a single model "
+                               "or --sequential: idle sessions would otherwise steal the cores)")
     parser.add_argument("--sequential", action="store_true",
                         help="measure one model after another instead of alternating runs between "
                              "models (alternating is fairer on a machine with background load)")
@@ -457,6 +465,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--plot", metavar="FILE.png", help="write latency vs MACs as PNG")
     parser.add_argument("--force", action="store_true", help="overwrite existing output files")
     return parser
+
+
+def _onnx_options(args: argparse.Namespace) -> Dict[str, Any]:
+    options: Dict[str, Any] = {"optimization": args.optimization}
+    if args.no_spinning or args.spinning:
+        options["spinning"] = bool(args.spinning)
+    return options
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -479,8 +494,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         results = run_benchmark(args.models, warmup=args.warmup, runs=args.runs, size=args.size,
                                 canvas_size=args.canvas, threads=args.threads,
                                 backend=args.backend, device=args.device,
-                                onnx_options={"optimization": args.optimization,
-                                              "spinning": not args.no_spinning},
+                                onnx_options=_onnx_options(args),
                                 progress=progress, interleave=not args.sequential)
     except KeyboardInterrupt:
         bar.close()

@@ -267,3 +267,13 @@ def test_cli_random_weights_for_latency_studies(tmp_path, capsys):
     assert meta["build"]["config"] == "8_8_8_8_8_8_8_8"
     assert main(["random", "-o", str(tmp_path / "x.onnx")]) != 0  # needs --arch
     assert "needs --arch" in capsys.readouterr().err
+
+
+def test_output_conv_s2d_export_matches_pytorch(tmp_path):
+    model = build_generator("sub_mobile_resnet_9blocks", config="8_8_8_8_8_8_8_8").eval()
+    path = tmp_path / "s2d.onnx"
+    info = export_onnx(model, str(path), size=(64, 64), dynamic=True, output_conv="s2d")
+    assert info["output_convs_rewritten"] == 1 and info["op_counts"]["DepthToSpace"] == 1
+    assert info["metadata"]["onnx"]["output_conv"] == "s2d"
+    result = check_onnx(str(path), model)
+    assert result["passed"], result

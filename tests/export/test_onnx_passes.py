@@ -214,3 +214,45 @@ def test_passes_module_never_imports_torch(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], cwd=str(REPO), capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def _conv_model(out_channels, kernel, pads=(0, 0, 0, 0), dynamic=False):
+    rng = np.random.RandomState(0)
+    weight = rng.randn(out_channels, 5, kernel, kernel).astype(np.float32)
+    bias = rng.randn(out_channels).astype(np.float32)
+    dims = [1, 5, "h", "w"] if dynamic else [1, 5, 22, 30]
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w", "b"], ["y"], kernel_shape=[kernel, kernel], pads=list(pads))],
+        "conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, out_channels, "oh", "ow"])],
+        [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def _run(model, x):
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {"x": x})[0]
+
+
+@pytest.mark.parametrize("kernel", [7, 3])
+def test_output_conv_s2d_rewrite_is_the_same_function(kernel):
+    from export.onnx_passes import rewrite_output_conv_s2d
+    model = _conv_model(3, kernel, dynamic=True)
+    rng = np.random.RandomState(1)
+    inputs = [rng.randn(1, 5, 16 + kernel - 1, 24 + kernel - 1).astype(np.float32),
+              rng.randn(1, 5, 8 + kernel - 1, 12 + kernel - 1).astype(np.float32)]
+    expected = [_run(model, x) for x in inputs]
+    assert rewrite_output_conv_s2d(model) == 1
+    assert [n.op_type for n in model.graph.node] == ["Conv", "DepthToSpace"]
+    assert {i.name for i in model.graph.initializer} == {"y_s2d_weight", "y_s2d_bias"}
+    onnx.checker.check_model(model, full_check=True)
+    for x, want in zip(inputs, expected):
+        got = _run(model, x)
+        assert got.shape == want.shape
+        assert np.abs(got - want).max() < 1e-4
+
+
+def test_output_conv_s2d_leaves_wide_or_padded_convs_alone():
+    from export.onnx_passes import rewrite_output_conv_s2d
+    assert rewrite_output_conv_s2d(_conv_model(16, 7)) == 0           # wide: no channel padding waste
+    assert rewrite_output_conv_s2d(_conv_model(3, 3, pads=(1, 1, 1, 1))) == 0  # SPADE's padded conv_img
