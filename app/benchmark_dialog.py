@@ -17,8 +17,8 @@ from PyQt6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QFormLayout
                              QHeaderView, QLabel, QMessageBox, QProgressBar, QPushButton, QSpinBox,
                              QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from engines.bench import (BenchmarkCancelled, BenchResult, run_benchmark, write_csv, write_json,
-                           write_plot)
+from engines.bench import (BenchmarkCancelled, BenchResult, human_count, run_benchmark, write_csv,
+                           write_json, write_plot)
 
 # Qt flags combine with |, which vermin mistakes for a 3.10 union type: hence novermin.
 NUMBER_ALIGNMENT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter  # novermin
@@ -26,18 +26,10 @@ COLUMNS = ("model", "backend", "MACs", "params", "mean ms", "p50 ms", "p90 ms", 
            "end-to-end ms", "speedup", "MACs ratio")
 
 
-def _human(value: Optional[float]) -> str:
-    if value is None:
-        return "-"
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(value) >= scale:
-            return f"{value / scale:.2f}{unit}"
-    return str(int(value))
-
-
 def result_cells(result: BenchResult, label: str) -> List[str]:
     """One table row: the pane label and the numbers a reader compares."""
-    return [label, f"{result.backend} / {result.device}", _human(result.macs), _human(result.params),
+    return [label, f"{result.backend} / {result.device}", human_count(result.macs),
+            human_count(result.params),
             f"{result.engine.mean_ms:.2f}", f"{result.engine.p50_ms:.2f}",
             f"{result.engine.p90_ms:.2f}", f"{result.engine.fps:.1f}",
             f"{result.end_to_end.mean_ms:.2f}",

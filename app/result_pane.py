@@ -12,6 +12,8 @@ from PyQt6.QtCore import QRectF, QSize, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QFont, QImage, QPainter, QPaintEvent
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
+from engines.bench import human_count
+
 # Qt flags combine with |, which vermin mistakes for a 3.10 union type: hence novermin.
 TEXT_ALIGNMENT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter  # novermin
 EMA_WEIGHT = 0.2  # weight of the newest sample: about the last 5 frames dominate
@@ -35,16 +37,6 @@ class LatencyEma:
 
     def reset(self) -> None:
         self.value_ms = None
-
-
-def human_count(value: Optional[float]) -> str:
-    """2.55e9 -> "2.55G"; None -> "?"."""
-    if value is None:
-        return "?"
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(value) >= scale:
-            return f"{value / scale:.2f}{unit}"
-    return str(int(value))
 
 
 class ResultPane(QWidget):
@@ -107,8 +99,8 @@ class ResultPane(QWidget):
             meta = self.info.get("metadata", {})
             lines.append(f"{self.info.get('backend', '?')} on {self.info.get('device', '?')}"
                          f" \u00b7 {meta.get('arch', '?')}")
-            lines.append(f"MACs {human_count(meta.get('macs'))} \u00b7 "
-                         f"params {human_count(meta.get('params'))}")
+            lines.append(f"MACs {human_count(meta.get('macs'), '?')} \u00b7 "
+                         f"params {human_count(meta.get('params'), '?')}")
         if self.status:
             lines.append(self.status)
         elif self.total_ema.value_ms is not None:

@@ -13,7 +13,6 @@ loop itself lives in `compress.training`.
 """
 import argparse
 import os
-import shutil
 import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple
@@ -21,7 +20,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 import torch
 from tqdm import tqdm
 
-from compress.config import describe_config, diff_configs, load_config, option, save_config
+from compress.config import describe_config, load_config, option
 
 MODELS = ("pix2pix", "cycle_gan", "gaugan")
 DATASET_MODES = ("labelmap", "aligned", "unaligned", "cityscapes")
@@ -242,28 +241,8 @@ OUTPUTS = ("train_state.pt", "metrics.json", "G_best.safetensors", "G_final.safe
 
 def prepare_run_dir(cfg: TrainConfig, force: bool) -> None:
     """Start over (--force), check a resumed run's settings, and write the resolved config."""
-    from compress.training.engine import STATE_FILE
-    run_dir = cfg.output_dir
-    saved = os.path.join(run_dir, CONFIG_FILE)
-    if force:
-        for name in OUTPUTS:
-            path = os.path.join(run_dir, name)
-            if os.path.isdir(path):
-                shutil.rmtree(path)
-            elif os.path.exists(path):
-                os.remove(path)
-    elif os.path.isfile(os.path.join(run_dir, STATE_FILE)) and os.path.isfile(saved):
-        changed = {k: v for k, v in diff_configs(load_config(TrainConfig, saved), cfg).items()
-                   if k not in RESUMABLE_CHANGES}
-        if changed:
-            lines = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in sorted(changed.items()))
-            raise ValueError(f"{run_dir} holds a run with other settings ({lines}); resume it with the "
-                             f"settings of {saved}, choose another output_dir, or pass --force to start over")
-    elif any(os.path.exists(os.path.join(run_dir, n)) for n in OUTPUTS[1:4]):
-        raise ValueError(f"{run_dir} holds outputs of an earlier run but no checkpoint to resume; choose "
-                         "another output_dir or pass --force to overwrite them")
-    save_config(cfg, saved, header="resolved configuration of this run (python -m compress.train "
-                                   f"{saved} resumes it)")
+    from compress.training.run_dir import prepare_run_dir as prepare
+    prepare(cfg, OUTPUTS, OUTPUTS[1:4], force, "compress.train", RESUMABLE_CHANGES)
 
 
 def build_trainer(cfg: TrainConfig, ctx, force: bool = False,

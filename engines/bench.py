@@ -311,17 +311,18 @@ def format_table(results: Sequence[BenchResult]) -> str:
     for r in results:
         name = os.path.basename(r.model)
         lines.append(
-            f"{name[-28:]:<28} {(r.backend + '/' + r.device)[:16]:<16} {_human(r.macs):>8} "
-            f"{_human(r.params):>8} {r.engine.mean_ms:8.2f} {r.engine.p50_ms:7.2f} "
+            f"{name[-28:]:<28} {(r.backend + '/' + r.device)[:16]:<16} {human_count(r.macs):>8} "
+            f"{human_count(r.params):>8} {r.engine.mean_ms:8.2f} {r.engine.p50_ms:7.2f} "
             f"{r.engine.p90_ms:7.2f} {r.engine.p99_ms:7.2f} {r.engine.fps:7.1f} "
             f"{r.end_to_end.mean_ms:7.2f} {r.end_to_end.p90_ms:7.2f} "
             f"{_ratio(r.speedup):>7} {_ratio(r.macs_ratio):>7}")
     return "\n".join(lines)
 
 
-def _human(value: Optional[float]) -> str:
+def human_count(value: Optional[float], missing: str = "-") -> str:
+    """2.55e9 -> "2.55G" (MACs, params); ``missing`` for None."""
     if value is None:
-        return "-"
+        return missing
     for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
         if abs(value) >= scale:
             return f"{value / scale:.2f}{unit}"

@@ -16,7 +16,6 @@ Run folder of a stage (``output_dir``):
 import argparse
 import json
 import os
-import shutil
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -25,14 +24,15 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from compress.config import describe_config, diff_configs, load_config, save_config
+from compress.config import describe_config, load_config
 from compress.distillation import Adaptors, feature_widths, mapped_layers
 from compress.training.calibration import calibrate_batchnorm, calibration_batches, preserved_buffers
 from compress.training.distill_recipe import DistillRecipe, Sampler
+from compress.training import run_dir as run_folder
 from compress.training.engine import STATE_FILE, Trainer
 from compress.training.stage_config import DataConfig, StageConfig
 
-CONFIG_FILE = "config.toml"
+CONFIG_FILE = run_folder.CONFIG_FILE
 AUX_FORMAT = "gan-compression-aux/1"
 RESUMABLE_CHANGES = ("max_steps", "save_every_steps", "log_every_steps", "image_every_steps", "num_workers",
                      "device", "cpu_threads", "tensorboard", "eval_every_epochs", "eval_max_images",
@@ -282,27 +282,8 @@ def stage_outputs(export_name: str) -> List[str]:
 
 def prepare_run_dir(cfg: StageConfig, export_name: str, force: bool, command: str) -> None:
     """Start over (--force), check a resumed run's settings, write the resolved config."""
-    run_dir, outputs = cfg.output_dir, stage_outputs(export_name)
-    saved = os.path.join(run_dir, CONFIG_FILE)
-    if force:
-        for name in outputs:
-            path = os.path.join(run_dir, name)
-            if os.path.isdir(path):
-                shutil.rmtree(path)
-            elif os.path.exists(path):
-                os.remove(path)
-    elif os.path.isfile(os.path.join(run_dir, STATE_FILE)) and os.path.isfile(saved):
-        changed = {k: v for k, v in diff_configs(load_config(type(cfg), saved), cfg).items()
-                   if k not in RESUMABLE_CHANGES}
-        if changed:
-            lines = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in sorted(changed.items()))
-            raise ValueError(f"{run_dir} holds a run with other settings ({lines}); resume it with the "
-                             f"settings of {saved}, choose another output_dir, or pass --force to start over")
-    elif any(os.path.exists(os.path.join(run_dir, n)) for n in outputs[1:6]):
-        raise ValueError(f"{run_dir} holds outputs of an earlier run but no checkpoint to resume; choose "
-                         "another output_dir or pass --force to overwrite them")
-    save_config(cfg, saved, header=f"resolved configuration of this run (python -m {command} {saved} "
-                                   "resumes it)")
+    outputs = stage_outputs(export_name)
+    run_folder.prepare_run_dir(cfg, outputs, outputs[1:6], force, command, RESUMABLE_CHANGES)
 
 
 def build_stage_trainer(cfg: StageConfig, ctx, stage: Stage, force: bool = False,

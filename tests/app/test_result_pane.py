@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from app.image_io import numpy_to_qimage
-from app.result_pane import LatencyEma, ResultPane, human_count
+from app.result_pane import LatencyEma, ResultPane
+from engines.bench import human_count
 
 
 def test_latency_ema():
@@ -16,7 +17,7 @@ def test_latency_ema():
 
 def test_human_count():
     assert human_count(2_546_204_672) == "2.55G" and human_count(356_867) == "356.87K"
-    assert human_count(None) == "?" and human_count(12) == "12"
+    assert human_count(None, "?") == "?" and human_count(None) == "-" and human_count(12) == "12"
 
 
 def test_pane_overlay_and_frame_order(qtbot):
