@@ -63,6 +63,29 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+# System libraries Qt >= 6.5's X11 (xcb) platform plugin loads, and their Debian/Ubuntu packages.
+# Without them Qt aborts with a core dump and a generic hint; the app names what is missing.
+XCB_LIBRARIES = {
+    "xcb-cursor": "libxcb-cursor0", "xcb-icccm": "libxcb-icccm4", "xcb-keysyms": "libxcb-keysyms1",
+    "xcb-image": "libxcb-image0", "xcb-render-util": "libxcb-render-util0",
+    "xcb-shape": "libxcb-shape0", "xcb-randr": "libxcb-randr0", "xcb-xkb": "libxcb-xkb1",
+    "xkbcommon-x11": "libxkbcommon-x11-0",
+}
+
+
+def missing_xcb_packages() -> List[str]:
+    """Debian packages whose libraries the xcb platform needs but the system lacks ([] when the
+    app will not use xcb, e.g. offscreen, Wayland, macOS or Windows)."""
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    uses_xcb = (sys.platform.startswith("linux") and os.environ.get("DISPLAY")
+                and (platform.startswith("xcb") or (not platform and not os.environ.get("WAYLAND_DISPLAY"))))
+    if not uses_xcb:
+        return []
+    import ctypes.util
+    return [package for library, package in XCB_LIBRARIES.items()
+            if ctypes.util.find_library(library) is None]
+
+
 def default_threads() -> int:
     return max(1, (os.cpu_count() or 2) // 2)
 
@@ -145,6 +168,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("error: no display (DISPLAY / WAYLAND_DISPLAY unset): run it on a desktop session, "
               "over `ssh -X`, or render offscreen with --screenshot out.png", file=sys.stderr)
         return EXIT_DISPLAY
+    else:
+        missing = missing_xcb_packages()
+        if missing:
+            print("error: Qt's X11 platform plugin needs system libraries that are missing; install "
+                  f"them with: sudo apt install {' '.join(missing)}  (or render offscreen with "
+                  "--screenshot out.png)", file=sys.stderr)
+            return EXIT_DISPLAY
 
     from PyQt6.QtWidgets import QApplication
 

@@ -40,6 +40,21 @@ def test_no_display_is_reported(tiny_models, monkeypatch, capsys):
     assert code == EXIT_DISPLAY and "no display" in capsys.readouterr().err
 
 
+def test_missing_x11_libraries_are_named_with_their_packages(tiny_models, monkeypatch, capsys):
+    import ctypes.util
+    for name in ("QT_QPA_PLATFORM", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.setattr("sys.platform", "linux")
+    real = ctypes.util.find_library
+    monkeypatch.setattr(ctypes.util, "find_library",
+                        lambda name: None if name in ("xcb-icccm", "xcb-cursor") else real(name) or "lib.so")
+    code = main(["--original", tiny_models["original.onnx"], "--compressed", tiny_models["compressed.onnx"]])
+    err = capsys.readouterr().err
+    assert code == EXIT_DISPLAY
+    assert "sudo apt install libxcb-cursor0 libxcb-icccm4" in err
+
+
 def test_screenshot_draws_a_facade_and_shows_both_outputs(tiny_models, tmp_path, capsys):
     path = tmp_path / "shot.png"
     args = ["--original", tiny_models["original.onnx"], "--compressed", tiny_models["compressed.onnx"],
