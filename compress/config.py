@@ -148,15 +148,20 @@ def _unknown_key_error(key: str, valid: Sequence[str], where: str) -> ValueError
     return ValueError(f"{where}: unknown key {key!r}{hint}; valid keys: {', '.join(valid)}")
 
 
-def read_toml(path: str) -> Dict[str, Any]:
-    """The key/value pairs of a flat TOML file; ValueError naming the file when it is unreadable."""
+def read_toml_document(path: str, missing_hint: str = "see configs/ for examples") -> Dict[str, Any]:
+    """A parsed TOML file (tables included); ValueError naming the file when it is unreadable."""
     try:
         with open(path, "rb") as handle:
-            data = tomllib.load(handle)
+            return tomllib.load(handle)
     except FileNotFoundError:
-        raise ValueError(f"{path}: config file not found (see configs/ for examples)") from None
+        raise ValueError(f"{path}: config file not found ({missing_hint})") from None
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"{path}: not valid TOML: {error}") from None
+
+
+def read_toml(path: str) -> Dict[str, Any]:
+    """The key/value pairs of a flat TOML file; ValueError naming the file when it is unreadable."""
+    data = read_toml_document(path)
     tables = [k for k, v in data.items() if isinstance(v, dict)]
     if tables:
         raise ValueError(f"{path}: tables ([{tables[0]}]) are not used; write every setting as a "

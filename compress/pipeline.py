@@ -37,12 +37,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from compress.config import describe_config, load_config, option
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on the Jetson's Python 3.8
-    import tomli as tomllib
+from compress.config import describe_config, load_config, option, read_toml_document
 
 FLOWS = {"fast": ("supernet", "search", "finetune", "extract"),
          "original": ("distill", "supernet", "search", "finetune", "extract")}
@@ -270,13 +265,7 @@ def load_pipeline(path: str, overrides: List[str] = ()) -> Tuple[PipelineConfig,
 
 def _read_tables(path: str) -> Dict[str, Any]:
     """The raw tables of a pipeline TOML (read_toml insists on flat files, so read it here)."""
-    try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError:
-        raise ValueError(f"{path}: pipeline config not found (see configs/*_compress.toml)") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ValueError(f"{path}: not valid TOML: {error}") from None
+    data = read_toml_document(path, "see configs/*_compress.toml")
     flat = [k for k, v in data.items() if not isinstance(v, dict)]
     if flat:
         raise ValueError(f"{path}: {flat[0]} is outside any table; pipeline settings go in [pipeline], "
