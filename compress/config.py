@@ -46,7 +46,8 @@ def option(default: Any, help: str, **kwargs) -> Any:  # noqa: A002 - mirrors ar
 
 # ----------------------------------------------------------------------------- type conversion
 
-def _field_types(cls: type) -> Dict[str, Any]:
+def field_types(cls: type) -> Dict[str, Any]:
+    """{field name: resolved type} of the dataclass ``cls``."""
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
@@ -191,7 +192,7 @@ def parse_overrides(overrides: Sequence[str], types: Dict[str, Any]) -> List[Tup
 def load_config(cls: Type[T], path: Optional[str] = None, overrides: Sequence[str] = ()) -> T:
     """An instance of the dataclass ``cls``: defaults, then the TOML file at ``path``, then the
     ``--key=value`` ``overrides``. Raises ValueError naming the file/key for any bad input."""
-    types = _field_types(cls)
+    types = field_types(cls)
     values: Dict[str, Any] = {}
     if path is not None:
         for key, value in read_toml(path).items():
@@ -277,7 +278,7 @@ def save_config(cfg: Any, path: str, header: str = "resolved configuration; load
 
 def describe_config(cls: type) -> str:
     """One line per key: name, type, default and help (for ``--help`` epilogs)."""
-    types = _field_types(cls)
+    types = field_types(cls)
     lines = []
     for f in dataclasses.fields(cls):
         if f.default is not dataclasses.MISSING:

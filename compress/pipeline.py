@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from compress.config import describe_config, load_config, option, read_toml_document
 
@@ -241,8 +241,35 @@ class StageStopped(Exception):
 
 # ----------------------------------------------------------------------------- the pipeline
 
+def split_stage_overrides(overrides: Sequence[str]) -> Tuple[List[str], Dict[str, Dict[str, Any]]]:
+    """``--stage.key=value`` items -> {stage: {key: typed value}}; the rest ([pipeline] keys) as is.
+    The value is converted to the stage config's declared type, so a typo fails before any stage runs."""
+    from compress.config import convert_value, field_types, parse_overrides
+    plain: List[str] = []
+    staged: Dict[str, Dict[str, Any]] = {}
+    for item in overrides:
+        head = item[2:].partition("=")[0] if item.startswith("--") else ""
+        if "." not in head:
+            plain.append(item)
+            continue
+        stage, _, key = head.partition(".")
+        if stage not in STAGES:
+            raise ValueError(f"{item}: unknown stage {stage!r}; stage settings are --STAGE.key=value "
+                             f"with STAGE one of {', '.join(STAGES)}")
+        types = field_types(stage_config_class(stage))
+        rest = "--" + key + item[2 + len(head):]
+        try:
+            ((name, text),) = parse_overrides([rest], types)
+            staged.setdefault(stage, {})[name] = convert_value(text, types[name], from_text=True)
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"{item}: {error}".replace("command line: ", f"[{stage}] ")) from None
+    return plain, staged
+
+
 def load_pipeline(path: str, overrides: List[str] = ()) -> Tuple[PipelineConfig, Dict[str, Dict[str, Any]]]:
-    """(PipelineConfig, {stage: table}) from a pipeline TOML; ``overrides`` set [pipeline] keys."""
+    """(PipelineConfig, {stage: table}) from a pipeline TOML; ``overrides`` set [pipeline] keys
+    (``--key=value``) and stage keys (``--stage.key=value``, which win over the stage's table)."""
+    overrides, staged = split_stage_overrides(overrides)
     data = _read_tables(path)
     unknown = sorted(set(data) - {"pipeline", *STAGES})
     if unknown:
@@ -259,7 +286,7 @@ def load_pipeline(path: str, overrides: List[str] = ()) -> Tuple[PipelineConfig,
             pipe = load_config(PipelineConfig, pipe_file, overrides)
         except ValueError as error:
             raise ValueError(str(error).replace(pipe_file, f"{path} [pipeline]")) from None
-    tables = {stage: dict(data.get(stage) or {}) for stage in STAGES}
+    tables = {stage: {**dict(data.get(stage) or {}), **staged.get(stage, {})} for stage in STAGES}
     return pipe, tables
 
 
@@ -410,10 +437,12 @@ EXAMPLES = """examples:
   python -m compress.pipeline configs/facades_compress.toml
   python -m compress.pipeline configs/facades_compress.toml --redo=search
   python -m compress.pipeline configs/edges2shoes_compress.toml --dataroot=/data/edges2shoes-r
+  python -m compress.pipeline configs/facades_compress.toml --device=cuda --search.population=100
 
 A finished stage is skipped (its output exists); an interrupted one resumes. --redo=STAGE runs
 that stage and every later one again; --force reruns them all. Other --key=value settings
-override keys of the [pipeline] table. docs/compress.md walks through a whole run.
+override keys of the [pipeline] table; --STAGE.key=value overrides a key of a stage's table
+(e.g. --supernet.nepochs=10 --extract.eval_metric=none). docs/compress.md walks through a whole run.
 
 [pipeline] keys:
 """

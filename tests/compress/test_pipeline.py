@@ -145,3 +145,20 @@ def test_shipped_pipeline_configs_load_into_every_stage(name, tmp_path):
             "compressed.safetensors")
         if stage == "search":
             assert (cfg.budget_macs or cfg.budget_latency_ms) and cfg.metric
+
+
+def test_stage_keys_are_overridden_with_dotted_flags(tmp_path):
+    """--STAGE.key=value wins over the stage table and is typed; typos fail before anything runs."""
+    path = str(REPO / "configs" / "facades_compress.toml")
+    pipe, tables = load_pipeline(path, [f"--output_dir={tmp_path}", "--supernet.nepochs=3",
+                                        "--extract.eval_metric=none", "--search.population=8",
+                                        "--device=cuda"])
+    assert pipe.device == "cuda" and pipe.output_dir == str(tmp_path)
+    assert tables["supernet"]["nepochs"] == 3 and tables["supernet"]["nepochs_decay"] == 50
+    assert tables["extract"]["eval_metric"] == "none" and tables["search"]["population"] == 8
+    with pytest.raises(ValueError, match=r"unknown stage 'serch'.*supernet"):
+        load_pipeline(path, ["--serch.population=8"])
+    with pytest.raises(ValueError, match=r"--supernet.nepoch=3: .*unknown key 'nepoch'.*nepochs"):
+        load_pipeline(path, ["--supernet.nepoch=3"])
+    with pytest.raises(ValueError, match=r"--supernet.nepochs=many"):
+        load_pipeline(path, ["--supernet.nepochs=many"])

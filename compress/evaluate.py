@@ -1,0 +1,312 @@
+"""Score trained generators side by side on a validation split: FID, KID, mIoU, PSNR, MACs.
+
+    python -m compress.evaluate runs/facades_pix2pix/G_best.safetensors \\
+        runs/facades_compress/compressed.safetensors --names=teacher,student \\
+        --dataroot=../shared/datasets/facades/256 --segmenter=runs/segmenter/facades/best.safetensors \\
+        --output=runs/facades_eval.json --grid=docs/facades-grid.png
+
+This is the model-card command: every generator translates the same validation inputs at its
+own resolution (metadata ``resolution``, or ``size``), and each gets
+  fid, kid, kid_std   Inception pool3 statistics of its outputs vs the real photos (offline
+                      TorchScript Inception, `compress.metrics`); KID is the less biased one for
+                      the few tens of images of a small validation split
+  miou, pixel_acc     (percent) a segmenter (`compress.train_segmenter`) run on its outputs, scored against
+                      the input label maps (label-map datasets); the segmenter on the real photos
+                      is reported once as the ceiling
+  psnr_vs_real        PSNR of outputs vs the real photos (paired data)
+  psnr_vs_reference   PSNR vs the outputs of the reference generator (default: the first one), the
+                      compressed-vs-original fidelity of the paper's search
+  macs, true_macs, params
+The JSON (``output``, written atomically; an existing file needs ``--force``) holds every number
+and the settings; a Markdown table is printed. ``grid`` writes a picture: one row per
+validation image, columns input | each generator | real photo.
+"""
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+
+from compress.config import describe_config, load_config, option
+
+METRICS = ("fid", "kid", "miou", "psnr")
+
+
+@dataclass
+class EvaluateConfig:
+    generators: str = option("", "comma-separated generator checkpoints (.safetensors); also positional")
+    names: Optional[str] = option(None, "comma-separated display names (default: file names)")
+    dataroot: str = option("", "dataset folder (holds <split>/)")
+    dataset_mode: str = option("labelmap", "labelmap | aligned | cityscapes (paired datasets)")
+    palette: Optional[str] = option(None, "label palette (default: the first generator's metadata)")
+    input_encoding: str = option("color", "color (pix2pix) | onehot (SPADE)")
+    direction: str = option("AtoB", "AtoB | BtoA")
+    split: str = option("val", "split to score")
+    max_items: Optional[int] = option(None, "score only the first N items")
+    size: Optional[int] = option(None, "input width (default: each generator's metadata resolution)")
+    metrics: str = option("fid,kid,miou,psnr", "comma-separated subset of fid, kid, miou, psnr")
+    segmenter: Optional[str] = option(None, "segmenter checkpoint for miou (compress.train_segmenter)")
+    reference: Optional[str] = option(None, "generator whose outputs psnr_vs_reference compares with "
+                                            "(default: the first one)")
+    output: Optional[str] = option(None, "JSON file of the results")
+    grid: Optional[str] = option(None, "PNG of input | generators | real for the first grid_rows items")
+    grid_rows: int = option(4, "validation items in the grid")
+    grid_scale: int = option(2, "upscaling of the grid cells (nearest neighbour)")
+    kid_subsets: int = option(100, "KID subsets")
+    batch_size: int = option(8, "images per forward pass")
+    device: str = option("auto", "auto | cpu | cuda")
+    cpu_threads: Optional[int] = option(None, "intra-op CPU threads")
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.metric_list) - set(METRICS))
+        if unknown:
+            raise ValueError(f"metrics: unknown {', '.join(unknown)}; choose from {', '.join(METRICS)}")
+        if self.dataset_mode == "unaligned":
+            raise ValueError("compress.evaluate scores paired validation data; unaligned (CycleGAN) sets "
+                             "have no per-input target")
+        if "miou" in self.metric_list and not self.segmenter:
+            raise ValueError("metrics include miou: pass --segmenter=PATH (python -m "
+                             "compress.train_segmenter), or leave miou out (--metrics=fid,kid,psnr)")
+        if self.grid_rows < 1 or self.grid_scale < 1 or self.batch_size < 1:
+            raise ValueError("grid_rows, grid_scale and batch_size must be >= 1")
+
+    @property
+    def metric_list(self) -> List[str]:
+        return [m.strip() for m in self.metrics.split(",") if m.strip()]
+
+    @property
+    def generator_list(self) -> List[str]:
+        return [g.strip() for g in self.generators.split(",") if g.strip()]
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+def _translate(model: torch.nn.Module, inputs: torch.Tensor, device: torch.device,
+               batch_size: int) -> np.ndarray:
+    from compress.metrics import to_uint8_images
+    outputs = []
+    with torch.no_grad():
+        for start in range(0, len(inputs), batch_size):
+            outputs.append(to_uint8_images(model(inputs[start:start + batch_size].to(device)).float().cpu()))
+    return np.concatenate(outputs)
+
+
+class _Split:
+    """The validation items at one input width: inputs in [-1, 1], real photos (uint8), label ids
+    (or None), and the real photos' Inception features once computed."""
+
+    def __init__(self, cfg: EvaluateConfig, palette: Optional[str], size: Optional[int]):
+        from compress.data import build_dataset
+        from compress.metrics import to_uint8_images
+        dataset = build_dataset(cfg.dataset_mode, cfg.dataroot, cfg.split, direction=cfg.direction,
+                                palette=palette, input_encoding=cfg.input_encoding, max_items=cfg.max_items,
+                                load_size=size, flip=False, random_crop=False)
+        if len(dataset) < 2:
+            raise ValueError(f"{cfg.dataroot}/{cfg.split}: FID/KID need at least 2 items, "
+                             f"found {len(dataset)}")
+        items = [dataset[i] for i in range(len(dataset))]
+        self.inputs = torch.stack([item["A"] for item in items])
+        self.reals = to_uint8_images(torch.stack([item["B"] for item in items]))
+        self.labels = np.stack([item["label"].numpy() for item in items]) if "label" in items[0] else None
+        self.real_features: Optional[np.ndarray] = None
+        self.reference: Optional[np.ndarray] = None
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def evaluate(cfg: EvaluateConfig, force: bool = False, log=print) -> Dict[str, Any]:
+    """Score every generator of ``cfg``; returns the results dict (also written to ``cfg.output``).
+    ``force`` overwrites an existing output / grid."""
+    from compress.checkpoints import load_generator
+    from compress.metrics import (fid_from_features, inception_features, kid_from_features, miou,
+                                  pixel_accuracy, psnr)
+    from compress.palettes import load_palette
+    from compress.profile import count_macs
+    paths = cfg.generator_list
+    if not paths:
+        raise ValueError("no generators given: python -m compress.evaluate A.safetensors [B.safetensors ...]")
+    names = [n.strip() for n in cfg.names.split(",")] if cfg.names else [
+        os.path.splitext(os.path.basename(p))[0] for p in paths]
+    if len(names) != len(paths) or len(set(names)) != len(names):
+        raise ValueError(f"--names must give {len(paths)} distinct names, one per generator; got {names}")
+    for path in paths + ([cfg.reference] if cfg.reference else []):
+        if not os.path.isfile(path):
+            raise ValueError(f"{path}: generator checkpoint not found")
+    for target in (cfg.output, cfg.grid):
+        if target and os.path.exists(target) and not force:
+            raise FileExistsError(f"{target} exists; pass --force to overwrite it")
+    device = _device(cfg.device)
+    if cfg.cpu_threads:
+        torch.set_num_threads(cfg.cpu_threads)
+    metrics = cfg.metric_list
+    models = [load_generator(path) for path in paths]
+    palette_name = cfg.palette or models[0][1].get("palette")
+    palette = load_palette(palette_name) if palette_name else None
+    segmenter = None
+    if "miou" in metrics:
+        if palette is None:
+            raise ValueError("miou needs a label palette: pass --palette=NAME (assets/palettes)")
+        from compress.segmenter import load_segmenter, segment
+        segmenter, _ = load_segmenter(cfg.segmenter)
+    reference_model = load_generator(cfg.reference)[0] if cfg.reference else None
+
+    splits: Dict[Optional[int], _Split] = {}
+    results: Dict[str, Any] = {"generators": {}, "real": {}}
+    outputs: Dict[str, np.ndarray] = {}
+    for name, path, (model, meta) in zip(names, paths, models):
+        size = cfg.size or (meta.get("resolution") or [None, None])[1]
+        if size not in splits:
+            splits[size] = _Split(cfg, palette_name, size)
+        split = splits[size]
+        if split.inputs.shape[1] != model.input_nc:
+            raise ValueError(f"{path}: the generator takes {model.input_nc} input channels but the "
+                             f"{cfg.dataset_mode} data gives {split.inputs.shape[1]} (check input_encoding / "
+                             "palette)")
+        fakes = _translate(model.to(device), split.inputs, device, cfg.batch_size)
+        model.to("cpu")
+        outputs[name] = fakes
+        row: Dict[str, Any] = {"path": path, "resolution": list(fakes.shape[1:3]), "images": len(fakes)}
+        row.update(count_macs(model, (1, model.input_nc, fakes.shape[1], fakes.shape[2])))
+        if "psnr" in metrics:
+            row["psnr_vs_real"] = psnr(fakes, split.reals)
+            if split.reference is None:  # the first generator at this size, unless --reference
+                split.reference = fakes if reference_model is None else _translate(
+                    reference_model.to(device), split.inputs, device, cfg.batch_size)
+            row["psnr_vs_reference"] = psnr(fakes, split.reference)
+        if "fid" in metrics or "kid" in metrics:
+            if split.real_features is None:
+                split.real_features = inception_features(split.reals, device=str(device))
+            features = inception_features(fakes, device=str(device))
+            if "fid" in metrics:
+                row["fid"] = fid_from_features(features, split.real_features)
+            if "kid" in metrics:
+                row["kid"], row["kid_std"] = kid_from_features(features, split.real_features,
+                                                               subsets=cfg.kid_subsets)
+        if segmenter is not None and split.labels is not None:
+            predicted = np.asarray(segment(segmenter, fakes))
+            row["miou"] = miou(predicted, split.labels, palette.num_classes, palette.ignore_id)
+            row["pixel_acc"] = pixel_accuracy(predicted, split.labels, palette.num_classes, palette.ignore_id)
+            key = f"{fakes.shape[1]}x{fakes.shape[2]}"
+            if key not in results["real"]:
+                real_pred = np.asarray(segment(segmenter, split.reals))
+                scoring = (split.labels, palette.num_classes, palette.ignore_id)
+                results["real"][key] = {"miou": miou(real_pred, *scoring),
+                                        "pixel_acc": pixel_accuracy(real_pred, *scoring)}
+        results["generators"][name] = row
+        log(f"{name}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float)))
+    results["settings"] = asdict(cfg)
+    if cfg.grid:
+        first = splits[cfg.size or (models[0][1].get("resolution") or [None, None])[1]]
+        write_grid(cfg.grid, first.inputs, outputs, first.reals, cfg.grid_rows, cfg.grid_scale,
+                   overwrite=True)
+        results["grid"] = cfg.grid
+    if cfg.output:
+        from compress.atomic import atomic_write_text
+        atomic_write_text(cfg.output, json.dumps(results, indent=1, sort_keys=True) + "\n", overwrite=True)
+    return results
+
+
+def write_grid(path: str, inputs: torch.Tensor, outputs: Dict[str, np.ndarray], reals: np.ndarray,
+               rows: int, scale: int, overwrite: bool = False) -> None:
+    """PNG: one row per item, columns input | outputs (same size) | real; cells upscaled by ``scale``."""
+    from PIL import Image
+
+    from compress.atomic import atomic_write
+    from compress.metrics import to_uint8_images
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists; pass --force to overwrite it")
+    shown = to_uint8_images(inputs[:rows]) if inputs.shape[1] == 3 else np.zeros_like(reals[:rows])
+    height, width = reals.shape[1:3]
+    same_size = [o[:rows] for o in outputs.values() if o.shape[1:3] == (height, width)]
+    columns = [shown] + same_size + [reals[:rows]]
+    gap = 4
+    count = min(rows, len(reals))
+    canvas = np.full((count * (height * scale + gap) - gap, len(columns) * (width * scale + gap) - gap, 3),
+                     255, np.uint8)
+    for r in range(count):
+        for c, images in enumerate(columns):
+            cell = images[r].repeat(scale, axis=0).repeat(scale, axis=1)
+            y, x = r * (height * scale + gap), c * (width * scale + gap)
+            canvas[y:y + height * scale, x:x + width * scale] = cell
+    atomic_write(path, lambda temp: Image.fromarray(canvas).save(temp, format="PNG"), overwrite=True)
+
+
+def markdown_table(results: Dict[str, Any]) -> str:
+    """The results as a Markdown table (one row per generator, then the real-photo ceiling)."""
+    columns = [("fid", "FID", "{:.1f}"), ("kid", "KID", "{:.4f}"), ("miou", "mIoU (%)", "{:.2f}"),
+               ("pixel_acc", "pixel acc. (%)", "{:.1f}"), ("psnr_vs_real", "PSNR vs real (dB)", "{:.2f}"),
+               ("psnr_vs_reference", "PSNR vs reference (dB)", "{:.2f}"), ("macs", "MACs", "{}"),
+               ("params", "params", "{}")]
+    from compress.profile import human
+    rows = list(results["generators"].items())
+    present = [c for c in columns if any(c[0] in row for _, row in rows)]
+    lines = ["| model | " + " | ".join(title for _, title, _ in present) + " |",
+             "|---|" + "---|" * len(present)]
+    for name, row in rows:
+        cells = []
+        for key, _, fmt in present:
+            value = row.get(key)
+            if value is None:
+                cells.append("")
+            elif key in ("macs", "params"):
+                cells.append(human(value))
+            else:
+                cells.append(fmt.format(value))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for key, row in results.get("real", {}).items():
+        lines.append(f"| real photos ({key}, segmenter ceiling) | " + " | ".join(
+            f"{row[k]:.2f}" if k == "miou" else (f"{row[k]:.1f}" if k == "pixel_acc" else "")
+            for k, _, _ in present) + " |")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+EXAMPLES = """examples:
+  python -m compress.evaluate runs/facades_pix2pix/G_best.safetensors \\
+      runs/facades_compress/compressed.safetensors \\
+      --names=teacher,student --dataroot=../shared/datasets/facades/256 \\
+      --segmenter=runs/segmenter/facades/best.safetensors --output=runs/facades_eval.json
+  python -m compress.evaluate G.safetensors --dataroot=DATA --metrics=fid,kid --grid=grid.png
+
+"""
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    import argparse
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        prog="python -m compress.evaluate", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Score generators side by side on a validation split (FID, KID, mIoU, PSNR, MACs).",
+        epilog=EXAMPLES + "settings (--key=value or a TOML file with --config):\n"
+        + describe_config(EvaluateConfig))
+    parser.add_argument("checkpoints", nargs="*", help="generator checkpoints (.safetensors)")
+    parser.add_argument("--config", help="TOML file of settings")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing output / grid")
+    own = [a for a in argv if not a.startswith("--") or a in ("--force", "--help", "-h")
+           or a.startswith("--config")]
+    args = parser.parse_args(own)
+    overrides = [a for a in argv if a not in own]
+    try:
+        cfg = load_config(EvaluateConfig, args.config, overrides)
+        if args.checkpoints:
+            cfg.generators = ",".join(cfg.generator_list + args.checkpoints)
+        results = evaluate(cfg, force=args.force)
+    except (ValueError, FileExistsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(markdown_table(results))
+    if cfg.output:
+        print(f"wrote {cfg.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""python -m compress.evaluate: the model-card scores of generators on real facades validation items."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from compress.checkpoints import save_generator
+from compress.evaluate import EvaluateConfig, evaluate, main, markdown_table
+from compress.models import build_generator
+from compress.palettes import load_palette
+from compress.segmenter import UNetSegmenter, save_segmenter, segmenter_metadata
+from tests.conftest import SHARED
+
+FACADES = str(SHARED / "datasets" / "facades" / "256")
+
+
+def _generator(path, seed, ngf=4, resolution=32):
+    torch.manual_seed(seed)
+    model = build_generator("resnet_9blocks", input_nc=3, output_nc=3, ngf=ngf, n_blocks=2)
+    save_generator(model, str(path), resolution=(resolution, resolution), palette="facades",
+                   input_kind="label")
+    return str(path)
+
+
+@pytest.fixture()
+def files(tmp_path):
+    torch.manual_seed(0)
+    palette = load_palette("facades")
+    segmenter = UNetSegmenter(palette.num_classes, width=4, depth=2)
+    seg = str(tmp_path / "seg.safetensors")
+    save_segmenter(segmenter, seg, segmenter_metadata(segmenter, "facades", (32, 32), palette.ignore_id))
+    return {"a": _generator(tmp_path / "a.safetensors", 1), "b": _generator(tmp_path / "b.safetensors", 2),
+            "seg": seg, "tmp": tmp_path}
+
+
+def test_scores_every_generator_and_the_real_ceiling(files, capsys):
+    out, grid = files["tmp"] / "eval.json", files["tmp"] / "grid.png"
+    argv = [files["a"], files["b"], "--names=teacher,student", f"--dataroot={FACADES}", "--max_items=5",
+            f"--segmenter={files['seg']}", f"--output={out}", f"--grid={grid}", "--grid_rows=3",
+            "--kid_subsets=5", "--cpu_threads=1"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "| teacher |" in printed and "| student |" in printed and "segmenter ceiling" in printed
+    results = json.loads(out.read_text())
+    teacher, student = results["generators"]["teacher"], results["generators"]["student"]
+    assert teacher["images"] == student["images"] == 5 and teacher["resolution"] == [32, 32]
+    assert teacher["psnr_vs_reference"] == float("inf")  # the reference is the first generator
+    assert np.isfinite(student["psnr_vs_reference"]) and student["psnr_vs_reference"] > 0
+    for row in (teacher, student):
+        assert row["fid"] > 0 and 0 <= row["miou"] <= 100 and row["macs"] > row["true_macs"] > 0
+    assert teacher["fid"] != student["fid"]  # different weights, different images
+    assert set(results["real"]) == {"32x32"} and 0 <= results["real"]["32x32"]["miou"] <= 100
+    # grid: 3 rows x (input, teacher, student, real) cells of 64 px with 4 px gaps
+    assert Image.open(grid).size == (4 * 64 + 3 * 4, 3 * 64 + 2 * 4)
+    # nothing is overwritten without --force
+    assert main(argv) == 2 and "exists; pass --force" in capsys.readouterr().err
+    assert main(argv + ["--force"]) == 0
+
+
+def test_same_weights_score_the_same_and_psnr_vs_real_is_exact(files):
+    cfg = EvaluateConfig(generators=f"{files['a']},{files['a']}", names="x,y", dataroot=FACADES, max_items=4,
+                         metrics="psnr,fid", device="cpu")
+    results = evaluate(cfg, log=lambda _: None)
+    x, y = results["generators"]["x"], results["generators"]["y"]
+    assert x["fid"] == pytest.approx(y["fid"], abs=1e-6) and y["psnr_vs_reference"] == float("inf")
+    assert "miou" not in x and "kid" not in x
+    assert "| x |" in markdown_table(results)
+
+
+def test_bad_input_gets_a_clear_error(files, capsys):
+    base = [f"--dataroot={FACADES}", "--max_items=3"]
+    assert main([files["a"]] + base) == 2
+    assert "miou: pass --segmenter=PATH" in capsys.readouterr().err
+    assert main([files["a"], "--metrics=fid,lpips"] + base) == 2
+    assert "unknown lpips" in capsys.readouterr().err
+    assert main([str(files["tmp"] / "missing.safetensors"), "--metrics=psnr"] + base) == 2
+    assert "missing.safetensors: generator checkpoint not found" in capsys.readouterr().err
+    assert main([files["a"], files["b"], "--names=one", "--metrics=psnr"] + base) == 2
+    assert "--names must give 2 distinct names" in capsys.readouterr().err
+    torch.manual_seed(0)
+    onehot = build_generator("resnet_9blocks", input_nc=12, output_nc=3, ngf=4, n_blocks=2)
+    path = str(files["tmp"] / "onehot.safetensors")
+    save_generator(onehot, path, resolution=(32, 32), palette="facades")
+    assert main([path, "--metrics=psnr"] + base) == 2
+    assert "takes 12 input channels but the labelmap data gives 3" in capsys.readouterr().err
