@@ -44,10 +44,11 @@ compat: venv
 test: lint compat
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The app opens assets/models/ when the trained defaults are there; until then it uses untrained
-# placeholder models, built once (deterministically) into build/placeholder_models/.
+# The app opens the trained pair in assets/models/facades/; without it (a trimmed checkout) it
+# falls back to untrained placeholder models, built once (deterministically) into build/placeholder_models/.
 demo: venv
-	$(BIN)/python -m export.placeholders
+	test -f assets/models/facades/original.onnx -a -f assets/models/facades/compressed.onnx \
+		|| $(BIN)/python -m export.placeholders
 	$(BIN)/python -m app
 
 clean:

@@ -16,11 +16,12 @@ from engines.factory import BACKEND_EXTENSIONS, extension_of
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PLACEHOLDER_DIR = os.path.join(REPO, "build", "placeholder_models")
 MODEL_DIR = os.path.join(REPO, "assets", "models")
+TRAINED_DIR = os.path.join(MODEL_DIR, "facades")
 SAMPLES_DIR = os.path.join(REPO, "assets", "samples")
-# Default model pairs, first existing wins: trained models (a later milestone), then the
-# untrained placeholders that `python -m export.placeholders` builds.
+# Default model pairs, first existing wins: the trained facades pair shipped in assets/models/facades
+# (see its MODEL_CARD.md), then the untrained placeholders that `python -m export.placeholders` builds.
 DEFAULT_PAIRS = (
-    (os.path.join(MODEL_DIR, "original.onnx"), os.path.join(MODEL_DIR, "compressed.onnx")),
+    (os.path.join(TRAINED_DIR, "original.onnx"), os.path.join(TRAINED_DIR, "compressed.onnx")),
     (os.path.join(PLACEHOLDER_DIR, "original.onnx"), os.path.join(PLACEHOLDER_DIR, "compressed.onnx")),
 )
 BACKEND_MODULES = {"torch": "torch", "onnxruntime": "onnxruntime", "tensorrt": "tensorrt"}
