@@ -18,7 +18,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -344,20 +343,12 @@ def environment() -> Dict[str, Any]:
 
 
 def _write_atomic(path: str, write: Callable[[str], None], force: bool) -> None:
-    """``write(temp)`` then rename onto ``path``; never replaces a file without ``force``.
-    (compress.checkpoints.atomic_write does the same but imports torch.)"""
+    """``write(temp)`` then rename onto ``path`` (`compress.atomic`, so results get the usual
+    permissions); never replaces a file without ``force``."""
+    from compress.atomic import atomic_write
     if os.path.exists(path) and not force:
         raise FileExistsError(f"{path} exists; pass --force to overwrite it")
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=directory)
-    os.close(fd)
-    try:
-        write(temp)
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
+    atomic_write(path, write, overwrite=True)
 
 
 def _write_text(path: str, text: str, force: bool) -> None:
