@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Draw a label map (or a sketch) and watch the original and the compressed "
                     "generator render it live, side by side, with their latency and MACs.")
     parser.add_argument("--original", help="original (teacher) model: .onnx, .safetensors, .pth "
-                        "or .engine (default: assets/models, else build/placeholder_models)")
+                        "or .engine (default: assets/models/facades, else build/placeholder_models)")
     parser.add_argument("--compressed", help="compressed (student) model, same formats")
     parser.add_argument("--backend", choices=("torch", "onnxruntime", "tensorrt"),
                         help="force a backend; sibling files with the backend's extension are used "
