@@ -115,12 +115,6 @@ class _Split:
         self.reference: Optional[np.ndarray] = None
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def evaluate(cfg: EvaluateConfig, force: bool = False, log=print) -> Dict[str, Any]:
     """Score every generator of ``cfg``; returns the results dict (also written to ``cfg.output``).
     ``force`` overwrites an existing output / grid."""
@@ -129,6 +123,7 @@ def evaluate(cfg: EvaluateConfig, force: bool = False, log=print) -> Dict[str, A
                                   pixel_accuracy, psnr)
     from compress.palettes import load_palette
     from compress.profile import count_macs
+    from compress.training.distributed import resolve_device
     paths = cfg.generator_list
     if not paths:
         raise ValueError("no generators given: python -m compress.evaluate A.safetensors [B.safetensors ...]")
@@ -142,7 +137,7 @@ def evaluate(cfg: EvaluateConfig, force: bool = False, log=print) -> Dict[str, A
     for target in (cfg.output, cfg.grid):
         if target and os.path.exists(target) and not force:
             raise FileExistsError(f"{target} exists; pass --force to overwrite it")
-    device = _device(cfg.device)
+    device = resolve_device(cfg.device)
     if cfg.cpu_threads:
         torch.set_num_threads(cfg.cpu_threads)
     metrics = cfg.metric_list
@@ -220,8 +215,6 @@ def write_grid(path: str, inputs: torch.Tensor, outputs: Dict[str, np.ndarray], 
 
     from compress.atomic import atomic_write
     from compress.metrics import to_uint8_images
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path} exists; pass --force to overwrite it")
     shown = to_uint8_images(inputs[:rows]) if inputs.shape[1] == 3 else np.zeros_like(reals[:rows])
     height, width = reals.shape[1:3]
     same_size = [o[:rows] for o in outputs.values() if o.shape[1:3] == (height, width)]
@@ -235,7 +228,7 @@ def write_grid(path: str, inputs: torch.Tensor, outputs: Dict[str, np.ndarray], 
             cell = images[r].repeat(scale, axis=0).repeat(scale, axis=1)
             y, x = r * (height * scale + gap), c * (width * scale + gap)
             canvas[y:y + height * scale, x:x + width * scale] = cell
-    atomic_write(path, lambda temp: Image.fromarray(canvas).save(temp, format="PNG"), overwrite=True)
+    atomic_write(path, lambda temp: Image.fromarray(canvas).save(temp, format="PNG"), overwrite=overwrite)
 
 
 def markdown_table(results: Dict[str, Any]) -> str:

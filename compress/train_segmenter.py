@@ -33,6 +33,7 @@ from compress.metrics import confusion_matrix, iou_per_class
 from compress.palettes import load_palette
 from compress.profile import parse_size
 from compress.segmenter import UNetSegmenter, count_params, save_segmenter, segmenter_metadata
+from compress.training.distributed import resolve_device
 
 STATE_FILE, BEST_FILE = "train_state.pt", "best.safetensors"
 CONFIG_FILE, METRICS_FILE = "config.toml", "metrics.json"
@@ -78,12 +79,6 @@ class SegmenterConfig:
 
 
 # ----------------------------------------------------------------------------- pieces
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
 
 def _lr_at(cfg: SegmenterConfig, step: int, total: int) -> float:
     return cfg.lr * (1.0 - min(step, total) / total) ** 0.9
@@ -169,7 +164,7 @@ def train(cfg: SegmenterConfig, force: bool = False) -> int:
     steps_per_epoch = len(loader)
     total = cfg.max_steps or cfg.epochs * steps_per_epoch
 
-    device = _device(cfg.device)
+    device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     model = UNetSegmenter(palette.num_classes, cfg.width, cfg.depth, cfg.stem_stride).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
