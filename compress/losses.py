@@ -8,12 +8,14 @@
 - `VGGPerceptualLoss`: GauGAN's VGG19 loss. VGG19 weights cannot be downloaded here, so it is
   built from a local file the user supplies (torchvision's ``vgg19-*.pth`` or a safetensors
   copy), read without unpickling code.
+- `ssim`: structural similarity with a Gaussian window, for OMGD-style output distillation
+  (``1 - SSIM(student, teacher)`` as a loss term of the compression stages).
 - `ImagePool`: CycleGAN's history buffer of generated images shown to the discriminator; its
   contents are part of the resumable training state (`state_dict` / `load_state_dict`).
 """
 import os
 import random
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -152,6 +154,41 @@ class VGGPerceptualLoss(nn.Module):
             x, y = block(x), block(y)
             loss = loss + weight * F.l1_loss(x, y.detach())
         return loss
+
+
+# ----------------------------------------------------------------------------- SSIM
+
+def _gaussian_window(size: int, sigma: float, channels: int, like: torch.Tensor) -> torch.Tensor:
+    coords = torch.arange(size, dtype=like.dtype, device=like.device) - (size - 1) / 2.0
+    g = torch.exp(-(coords ** 2) / (2 * sigma ** 2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5,
+         value_range: Tuple[float, float] = (-1.0, 1.0)) -> torch.Tensor:
+    """Mean SSIM of two NCHW image batches (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5,
+    K1 0.01, K2 0.03; valid windows only). Images in ``value_range`` (generator outputs: [-1, 1])
+    are mapped to [0, 1] first: SSIM's luminance term assumes non-negative intensities and is
+    unstable around a zero mean. Differentiable in both arguments; 1.0 for identical images."""
+    if x.shape != y.shape or x.dim() != 4:
+        raise ValueError(f"ssim needs two NCHW batches of one shape, got {tuple(x.shape)} and "
+                         f"{tuple(y.shape)}")
+    low, high = value_range
+    x, y = (x - low) / (high - low), (y - low) / (high - low)
+    channels = x.size(1)
+    kernel = _gaussian_window(min(window, x.size(2), x.size(3)), sigma, channels, x)
+    c1, c2 = 0.01 ** 2, 0.03 ** 2  # K1, K2 for a data range of 1
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(t, kernel, groups=channels)
+
+    mu_x, mu_y = blur(x), blur(y)
+    var_x = blur(x * x) - mu_x ** 2
+    var_y = blur(y * y) - mu_y ** 2
+    cov = blur(x * y) - mu_x * mu_y
+    score = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
+    return score.mean()
 
 
 # ----------------------------------------------------------------------------- image pool

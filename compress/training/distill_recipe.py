@@ -6,6 +6,8 @@ Student loss (upstream ``distillers/*`` and ``supernets/*``):
   L_G = lambda_gan * GAN(D) + lambda_recon * L1(S(x), target)
         + lambda_distill * sum_l MSE(adaptor_l(S_l(x)), T_l(x))
         [SPADE: + lambda_feat * feature matching + lambda_vgg * VGG]
+        [options beyond the paper, 0 by default (OMGD-style output distillation):
+         + lambda_teacher_l1 * L1(S(x), T(x)) + lambda_ssim * (1 - SSIM(S(x), T(x)))]
   L_D = 1/2 (fake + real)   (SPADE: fake + real, as GauGAN)
 Paired and unpaired data are unified as upstream does: with paired data (aligned / label-map
 datasets) the reconstruction target is the ground truth B and the discriminator is conditional
@@ -31,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from compress.distillation import Adaptors, FeatureHooks, distill_loss, run_generator
-from compress.losses import GANLoss, feature_matching_loss
+from compress.losses import GANLoss, feature_matching_loss, ssim
 from compress.training.distributed import DistContext, MultiCall, wrap
 from compress.training.gaugan import split_batch
 from compress.training.recipe import Recipe, adam, set_requires_grad
@@ -75,7 +77,8 @@ class DistillRecipe(Recipe):
                  adaptors: Optional[Adaptors], ctx: DistContext, *, layers: Sequence[str], paired: bool,
                  sampler: Sampler, seed: int, gan_mode: str = "hinge", lambda_gan: float = 1.0,
                  lambda_recon: float = 100.0, lambda_distill: float = 1.0, lambda_feat: float = 10.0,
-                 lambda_vgg: float = 10.0, vgg: Optional[nn.Module] = None, lr_g: float = 2e-4,
+                 lambda_vgg: float = 10.0, vgg: Optional[nn.Module] = None,
+                 lambda_teacher_l1: float = 0.0, lambda_ssim: float = 0.0, lr_g: float = 2e-4,
                  lr_d: float = 2e-4, betas: Sequence[float] = (0.5, 0.999), export_name: str = "G"):
         if student.family != teacher.family:
             raise ValueError(f"a {student.family} student cannot distill from a {teacher.family} teacher")
@@ -92,6 +95,8 @@ class DistillRecipe(Recipe):
         self.gan_loss = GANLoss(gan_mode)
         self.lambda_gan, self.lambda_recon, self.lambda_distill = lambda_gan, lambda_recon, lambda_distill
         self.lambda_feat = lambda_feat
+        # output distillation: the student copies the teacher's translation (both are 0 upstream)
+        self.lambda_teacher_l1, self.lambda_ssim = lambda_teacher_l1, lambda_ssim
         self.vgg = vgg.to(device) if vgg is not None and lambda_vgg > 0 else None
         self.lambda_vgg = lambda_vgg if self.vgg is not None else 0.0
         self.sampler, self.rng = sampler, random.Random(seed)
@@ -121,10 +126,16 @@ class DistillRecipe(Recipe):
                 return self.teacher(x), []
             return self.teacher_hooks.run(self.teacher, x)
 
-    def _student_losses(self, fake, adapted, teacher_features, target) -> Dict[str, torch.Tensor]:
+    def _student_losses(self, fake, adapted, teacher, target) -> Dict[str, torch.Tensor]:
+        """The non-adversarial terms; ``teacher`` = (teacher output, teacher mapped features)."""
+        teacher_out, teacher_features = teacher
         losses: Dict[str, torch.Tensor] = {}
         if self.lambda_recon > 0:
             losses["G_recon"] = F.l1_loss(fake, target) * self.lambda_recon
+        if self.lambda_teacher_l1 > 0:
+            losses["G_teacher_l1"] = F.l1_loss(fake, teacher_out) * self.lambda_teacher_l1
+        if self.lambda_ssim > 0:
+            losses["G_ssim"] = (1.0 - ssim(fake, teacher_out)) * self.lambda_ssim
         if adapted:
             losses["G_distill"] = distill_loss(adapted, teacher_features) * self.lambda_distill
         return losses
@@ -139,16 +150,17 @@ class DistillRecipe(Recipe):
         real_b = batch["B"].to(self.device, non_blocking=True)
         configs = self.sampler(self.rng)
         self.last_configs = list(configs)
-        teacher_out, teacher_features = self.run_teacher(real_a)
+        teacher = self.run_teacher(real_a)  # (output, mapped-layer features)
+        teacher_out = teacher[0]
         # unpaired: the teacher's translation is the reconstruction target; paired: the ground truth
         target = real_b if self.paired else teacher_out
         step = self._resnet_step if self.family == "resnet" else self._spade_step
-        totals, fake = step(real_a, real_b, target, teacher_features, configs)
+        totals, fake = step(real_a, real_b, target, teacher, configs)
         self._visuals = {"real_A": real_a, "fake_B": fake.detach(), "teacher_B": teacher_out,
                          "real_B": real_b}
         return {k: v / len(configs) for k, v in totals.items()}
 
-    def _resnet_step(self, real_a, real_b, target, teacher_features, configs):
+    def _resnet_step(self, real_a, real_b, target, teacher, configs):
         D = self.modules["D"]
         for optimizer in self.optimizers.values():
             optimizer.zero_grad(set_to_none=True)
@@ -164,7 +176,7 @@ class DistillRecipe(Recipe):
             set_requires_grad([D], False)
             g_losses = {"G_gan": self.gan_loss(D(self._d_input(real_a, fake)), True, for_discriminator=False)
                         * self.lambda_gan}
-            g_losses.update(self._student_losses(fake, adapted, teacher_features, target))
+            g_losses.update(self._student_losses(fake, adapted, teacher, target))
             sum(g_losses.values()).backward()
             set_requires_grad([D], True)
             for key, value in dict(losses, **g_losses).items():
@@ -177,7 +189,7 @@ class DistillRecipe(Recipe):
         pairs = torch.cat([torch.cat([seg, fake], 1), torch.cat([seg, real], 1)], 0)
         return split_batch(D(pairs), fake.size(0))
 
-    def _spade_step(self, seg, real, target, teacher_features, configs):
+    def _spade_step(self, seg, real, target, teacher, configs):
         D = self.modules["D"]
         totals: Dict[str, float] = {}
         set_requires_grad([D], False)
@@ -191,7 +203,7 @@ class DistillRecipe(Recipe):
                 losses["G_feat"] = feature_matching_loss(pred_fake, pred_real) * self.lambda_feat
             if self.vgg is not None:
                 losses["G_vgg"] = self.vgg(fake, real) * self.lambda_vgg
-            losses.update(self._student_losses(fake, adapted, teacher_features, target))
+            losses.update(self._student_losses(fake, adapted, teacher, target))
             sum(losses.values()).backward()
             for key, value in losses.items():
                 totals[key] = totals.get(key, 0.0) + value.item()

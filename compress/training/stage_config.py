@@ -102,6 +102,10 @@ class StageConfig(DataConfig):
     lambda_recon: float = option(100.0, "weight of L1(student, target); target = ground truth (paired) or "
                                         "the teacher's output (unpaired)")
     lambda_distill: float = option(1.0, "weight of sum MSE(adaptor(student feature), teacher feature)")
+    lambda_teacher_l1: float = option(0.0, "weight of L1(student output, teacher output): output "
+                                           "distillation (not in the paper; 0 keeps its recipe)")
+    lambda_ssim: float = option(0.0, "weight of 1 - SSIM(student output, teacher output) (OMGD's structural "
+                                     "term; 0 keeps the paper's recipe)")
     lambda_feat: float = option(10.0, "SPADE: discriminator feature-matching weight")
     lambda_vgg: float = option(10.0, "SPADE: VGG19 perceptual weight (needs vgg_weights)")
     vgg_weights: Optional[str] = option(None, "SPADE: local VGG19 weights (torchvision vgg19-dcbedf5f.pth)")
@@ -142,6 +146,7 @@ class StageConfig(DataConfig):
             raise ValueError("nepochs and nepochs_decay must be >= 0 with at least one epoch in total")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
-        for key in ("lambda_gan", "lambda_recon", "lambda_distill", "lambda_feat", "lambda_vgg"):
+        for key in ("lambda_gan", "lambda_recon", "lambda_distill", "lambda_feat", "lambda_vgg",
+                    "lambda_teacher_l1", "lambda_ssim"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")

@@ -67,3 +67,42 @@ def test_pruning_needs_a_mobile_teacher(tmp_path, capsys):
     assert main(args(f"--teacher={dense}", f"--output_dir={run}", "--student_ngf=2", "--prune=false",
                      "--max_steps=1", "--eval_metric=none")) == 0
     assert (run / "train_state.pt").is_file()
+
+
+def test_a_fixed_sub_network_student_grows_from_a_smaller_one(tmp_path, capsys):
+    """student_config trains a standalone sub-network; init_student copies a narrower generator
+    into its leading channel slices (the rest keeps its fresh init), and refuses a wider one."""
+    from compress.distill import grow_into
+    from compress.models import build_generator
+    from tests.compress.stage_helpers import save_model
+    dense = resnet_teacher(tmp_path, "resnet_9blocks", ngf=4)
+    torch.manual_seed(7)
+    small = build_generator("sub_mobile_resnet_9blocks", config="2_2_2_4_2_2_2_2")
+    small_path = save_model(small, tmp_path / "small.safetensors")
+    cfg = load_config(DistillConfig, None, args(f"--teacher={dense}", "--prune=false",
+                                                "--student_config=3_2_2_4_4_2_2_2",
+                                                f"--init_student={small_path}"))
+    teacher, _ = load_generator(dense)
+    notes = []
+    plan = plan_distill(cfg, teacher, 3, (32, 32), notes.append)
+    grown = plan.student.state_dict()
+    assert plan.student.config == "3_2_2_4_4_2_2_2" and plan.meta["config"] == "3_2_2_4_4_2_2_2"
+    for key, value in small.state_dict().items():
+        assert torch.equal(grown[key][tuple(slice(0, n) for n in value.shape)], value)
+    assert grown["model.1.weight"].shape[0] == 3 and grown["model.1.weight"][2].abs().sum() > 0
+    assert "of its values from" in notes[0]
+
+    wide = save_model(build_generator("sub_mobile_resnet_9blocks", config="4_2_2_4_4_2_2_2"),
+                      tmp_path / "wide.safetensors")
+    with pytest.raises(ValueError, match="does not fit inside"):
+        grow_into(build_generator("sub_mobile_resnet_9blocks", config="3_2_2_4_4_2_2_2"), wide)
+    with pytest.raises(ValueError, match="set prune = false"):
+        load_config(DistillConfig, None, args(f"--teacher={dense}", "--student_config=3_2_2_4_4_2_2_2"))
+
+    run = tmp_path / "run"
+    assert main(args(f"--teacher={dense}", f"--output_dir={run}", "--prune=false",
+                     "--student_config=3_2_2_4_4_2_2_2", f"--init_student={small_path}",
+                     "--lambda_teacher_l1=10", "--lambda_ssim=1", "--nepochs=1", "--nepochs_decay=0")) == 0
+    exported, meta = load_generator(str(run / "student.safetensors"))
+    assert meta["arch"] == "sub_mobile_resnet_9blocks" and meta["config"] == "3_2_2_4_4_2_2_2"
+    assert meta["init_student"] == small_path

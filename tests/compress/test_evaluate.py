@@ -52,6 +52,15 @@ def test_scores_every_generator_and_the_real_ceiling(files, capsys):
         assert row["fid"] > 0 and 0 <= row["miou"] <= 100 and row["macs"] > row["true_macs"] > 0
     assert teacher["fid"] != student["fid"]  # different weights, different images
     assert set(results["real"]) == {"32x32"} and 0 <= results["real"]["32x32"]["miou"] <= 100
+    # paired bootstrap intervals of the student against the first generator (the baseline)
+    assert results["bootstrap"]["baseline"] == "teacher" and results["bootstrap"]["items"] == 5
+    low, high = student["miou_diff_interval"]
+    assert low <= student["miou_diff"] <= high
+    assert student["miou_diff"] == pytest.approx(student["miou"] - teacher["miou"])
+    low, high = student["kid_ratio_interval"]
+    assert low <= student["kid_ratio"] <= high and "kid_ratio" not in teacher
+    assert "kid_std" not in student  # it was ~1e-16 for small splits: replaced by the interval
+    assert "90% paired bootstrap intervals" in printed and "| KID / teacher |" in printed
     # grid: 3 rows x (input, teacher, student, real) cells of 64 px with 4 px gaps
     assert Image.open(grid).size == (4 * 64 + 3 * 4, 3 * 64 + 2 * 4)
     # nothing is overwritten without --force
@@ -69,6 +78,21 @@ def test_same_weights_score_the_same_and_psnr_vs_real_is_exact(files):
     assert "| x |" in markdown_table(results)
 
 
+def test_holdout_split_scores_exactly_the_items_the_stages_held_out(files):
+    from compress.data import build_dataset, holdout_split
+    from compress.training.stage import build_holdout_dataset
+    from compress.training.stage_config import DataConfig
+    cfg = EvaluateConfig(generators=files["a"], dataroot=FACADES, split="train", holdout_items=6,
+                         holdout_seed=0, metrics="psnr", device="cpu", bootstrap=0)
+    results = evaluate(cfg, log=lambda _: None)
+    assert results["generators"]["a"]["images"] == 6 and "bootstrap" not in results
+    listing = build_dataset("labelmap", FACADES, "train", palette="facades")
+    _, held = holdout_split(listing.stems, 6, 0)
+    stage_held = build_holdout_dataset(DataConfig(dataroot=FACADES, dataset_mode="labelmap",
+                                                  palette="facades", holdout_items=6, crop_size=32))
+    assert sorted(results["items"]) == sorted(stage_held.stems) == sorted(held)
+
+
 def test_bad_input_gets_a_clear_error(files, capsys):
     base = [f"--dataroot={FACADES}", "--max_items=3"]
     assert main([files["a"]] + base) == 2
@@ -79,6 +103,8 @@ def test_bad_input_gets_a_clear_error(files, capsys):
     assert "missing.safetensors: generator checkpoint not found" in capsys.readouterr().err
     assert main([files["a"], files["b"], "--names=one", "--metrics=psnr"] + base) == 2
     assert "--names must give 2 distinct names" in capsys.readouterr().err
+    assert main([files["a"], "--metrics=psnr", "--confidence=95"] + base) == 2
+    assert "confidence must be between 0 and 1" in capsys.readouterr().err
     torch.manual_seed(0)
     onehot = build_generator("resnet_9blocks", input_nc=12, output_nc=3, ngf=4, n_blocks=2)
     path = str(files["tmp"] / "onehot.safetensors")

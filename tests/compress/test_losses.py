@@ -90,3 +90,20 @@ def test_image_pool_fills_then_swaps_and_round_trips():
     empty = ImagePool(2)
     empty.load_state_dict(ImagePool(2).state_dict())
     assert empty.images == []
+
+
+def test_ssim_is_one_for_identical_images_and_drops_with_noise():
+    from compress.losses import ssim
+    gen = torch.Generator().manual_seed(0)
+    image = torch.rand(2, 3, 24, 24, generator=gen) * 2 - 1
+    assert ssim(image, image).item() == pytest.approx(1.0, abs=1e-6)
+    slightly = ssim(image, image + 0.05 * torch.randn(image.shape, generator=gen)).item()
+    very = ssim(image, image + 0.5 * torch.randn(image.shape, generator=gen)).item()
+    assert 1.0 > slightly > very
+    # a constant shift keeps structure but changes luminance: lower than 1, higher than noise
+    assert very < ssim(image, (image + 0.3).clamp(-1, 1)).item() < 1.0
+    fake = image.clone().requires_grad_(True)
+    (1 - ssim(fake, torch.zeros_like(image))).backward()
+    assert fake.grad is not None and torch.isfinite(fake.grad).all()
+    with pytest.raises(ValueError, match="NCHW"):
+        ssim(image, image[:1])

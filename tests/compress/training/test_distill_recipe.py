@@ -90,3 +90,21 @@ def test_teacher_stays_frozen_and_adaptors_train_with_the_generator():
     assert not torch.equal(adaptor_before, recipe.modules["A"].convs[0].weight)
     g_params = {id(p) for group in recipe.optimizers["G"].param_groups for p in group["params"]}
     assert all(id(p) in g_params for p in recipe.modules["A"].parameters())
+
+
+def test_output_distillation_terms_compare_the_student_with_the_teacher():
+    """lambda_teacher_l1 / lambda_ssim (off by default): L1 and 1 - SSIM against T(x), even with
+    paired data, where G_recon keeps the ground truth as its target."""
+    from compress.losses import ssim
+    recipe = make_recipe(fixed_sampler(SPACE.smallest()), adaptors=False, lambda_gan=0.0, lambda_recon=10.0,
+                         lambda_teacher_l1=3.0, lambda_ssim=2.0)
+    data = batch()
+    with torch.no_grad():
+        fake = recipe.modules["G"](data["A"], config=SPACE.smallest())
+        teacher_out = recipe.teacher(data["A"])
+    losses = recipe.train_step(data)
+    assert abs(losses["G_teacher_l1"] - 3.0 * F.l1_loss(fake, teacher_out).item()) < 1e-4
+    assert abs(losses["G_ssim"] - 2.0 * (1.0 - ssim(fake, teacher_out).item())) < 1e-4
+    assert abs(losses["G_recon"] - 10.0 * F.l1_loss(fake, data["B"]).item()) < 1e-4
+    default = make_recipe(fixed_sampler(SPACE.smallest()), adaptors=False).train_step(batch())
+    assert "G_teacher_l1" not in default and "G_ssim" not in default  # the paper's recipe
