@@ -18,6 +18,7 @@ EXIT_USAGE, EXIT_MODEL, EXIT_DISPLAY, EXIT_RUNTIME = 2, 3, 4, 5
 WORKER_NICE = 5
 EXAMPLES = """examples:
   python -m app                                    # default models (trained, else placeholders)
+  python -m app --pair edges2shoes                 # a shipped pair by name (assets/models/<name>/)
   python -m app --original teacher.onnx --compressed student.onnx --threads 2
   python -m app --original t.engine --compressed s.engine          # Jetson, TensorRT, no torch
   python -m app --backend torch --original t.safetensors --compressed s.safetensors
@@ -30,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m app", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Draw a label map (or a sketch) and watch the original and the compressed "
                     "generator render it live, side by side, with their latency and MACs.")
+    parser.add_argument("--pair", help="open a model pair by name: a folder of assets/models holding "
+                        "original.onnx and compressed.onnx (facades, edges2shoes, ...), or "
+                        "'placeholders'; --original / --compressed override one side")
     parser.add_argument("--original", help="original (teacher) model: .onnx, .safetensors, .pth "
                         "or .engine (default: assets/models/facades, else build/placeholder_models)")
     parser.add_argument("--compressed", help="compressed (student) model, same formats")
@@ -46,8 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
                              f"{WORKER_NICE}, 0 = same priority as the GUI)")
     parser.add_argument("--sample", help="a label map / sketch file to start with")
     parser.add_argument("--screenshot", metavar="PNG",
-                        help="render offscreen with a drawn facade, save the window as a "
-                             "256-colour PNG, exit")
+                        help="render offscreen (a drawn facade, or a sample sketch in sketch "
+                             "mode), save the window as a full-colour PNG, exit")
     parser.add_argument("--force", action="store_true", help="let --screenshot replace a file")
     parser.add_argument("--timeout", type=float, default=180.0,
                         help="seconds --screenshot waits for both outputs (default 180)")
@@ -144,17 +148,22 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"error: --threads must be >= 1, got {args.threads}", file=sys.stderr)
         return EXIT_USAGE
 
-    from app import model_files  # light: numpy, engines' factory; no Qt, no torch
-    default_original, default_compressed = model_files.default_models()
-    original, compressed = args.original or default_original, args.compressed or default_compressed
+    from app import model_files, model_pairs  # light: numpy, engines' factory; no Qt, no torch
     try:
+        if args.pair:
+            pair = model_pairs.find_pair(args.pair)
+            default_original, default_compressed = pair.original, pair.compressed
+        else:
+            default_original, default_compressed = model_files.default_models()
+        original, compressed = args.original or default_original, args.compressed or default_compressed
         original = model_files.resolve_for_backend(original, args.backend)
         compressed = model_files.resolve_for_backend(compressed, args.backend)
         metadata = [model_files.peek_metadata(path) for path in (original, compressed)]
+        for path, meta in zip((original, compressed), metadata):
+            model_files.require_kind(path, meta)  # a model without metadata is never guessed
         problem = model_files.compatibility_problem(*metadata)
         if problem:
             raise ValueError(problem)
-        model_files.canvas_kind(metadata[0] or metadata[1])
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_MODEL

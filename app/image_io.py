@@ -69,32 +69,57 @@ def _read(path: str) -> QImage:
     return image
 
 
+# A pixel farther than this (RGB distance) from every class colour matches no class; JPEG noise on
+# a colour label map stays far below it.
+OFF_PALETTE_DISTANCE = 48.0
+MAX_OFF_PALETTE_SHARE = 0.2   # more than this and the file is a photo or a sketch, not a label map
+MIN_PAPER_SHARE = 0.5         # a sketch is dark strokes on mostly light paper
+
+
 def read_label_map(path: str, palette: Palette, size: Tuple[int, int]) -> np.ndarray:
     """A label map file -> uint8 class ids of ``size`` (height, width), nearest-resized.
 
     Palette PNGs and 8-bit gray PNGs are read as ids (their pixel values); any other image is
-    treated as colours and snapped to the nearest palette colour. Raises ValueError (naming the
-    file) when ids fall outside the palette.
+    treated as colours and snapped to the nearest palette colour, after a nearest-neighbour
+    resize (exact, and it keeps a huge file's memory small). Raises ValueError naming the file
+    when ids fall outside the palette, or when the file is a photo or a sketch rather than a map.
     """
     image = _read(path)
     if image.format() in (QImage.Format.Format_Indexed8, QImage.Format.Format_Grayscale8):
-        ids = qimage_indices(image)
-        palette.validate(ids, source=path)
-    else:
-        ids = palette.to_ids(qimage_to_rgb(image))
-    return resize_label_map(ids, size)
+        ids = resize_label_map(qimage_indices(image), size)
+        if ids.max() >= palette.num_classes and (ids >= 128).mean() > MIN_PAPER_SHARE:
+            raise ValueError(f"{path} is a light gray image (a sketch?), not a '{palette.name}' label "
+                             "map; switch to a sketch model (Model > Pair) to draw on it")
+        return palette.validate(ids, source=path)
+    ids, distance = palette.nearest(resize_label_map(qimage_to_rgb(image), size))
+    off_palette = float((distance > OFF_PALETTE_DISTANCE).mean())
+    if off_palette > MAX_OFF_PALETTE_SHARE:
+        raise ValueError(f"{path}: {off_palette:.0%} of its pixels match no '{palette.name}' class colour, "
+                         "so it is a photo or a sketch, not a label map; open a class-id PNG or an image "
+                         f"painted in the palette's colours (assets/palettes/{palette.name}.json)")
+    return ids
 
 
 def read_sketch(path: str, size: Tuple[int, int]) -> np.ndarray:
     """A sketch or edge image -> uint8 gray (height, width), dark strokes on white.
 
     Paired pix2pix files (A|B side by side, twice as wide as high) keep only the left half.
+    Raises ValueError naming the file for a label map (a palette PNG, or a mostly dark image):
+    the sketch models were trained on black lines on white paper.
     """
-    image = _read(path).convertToFormat(QImage.Format.Format_Grayscale8)
-    gray = qimage_indices(image)
+    image = _read(path)
+    if image.format() == QImage.Format.Format_Indexed8 and not image.allGray():
+        raise ValueError(f"{path} is a palette (class-id) PNG, i.e. a label map, not a sketch; switch to "
+                         "a label-map model (Model > Pair) to open it")
+    gray = qimage_indices(image.convertToFormat(QImage.Format.Format_Grayscale8))
     if gray.shape[1] == 2 * gray.shape[0]:
         gray = gray[:, :gray.shape[0]]
-    return resize_image(gray, size)
+    gray = resize_image(gray, size)
+    if (gray >= 128).mean() < MIN_PAPER_SHARE:
+        raise ValueError(f"{path} is mostly dark ({(gray < 128).mean():.0%} of its pixels), but a sketch is "
+                         "dark lines on white paper; a label map or a photo cannot be drawn on here "
+                         "(invert white-on-black edges first)")
+    return gray
 
 
 # ----------------------------------------------------------------------------- writing

@@ -12,33 +12,31 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 from PyQt6.QtCore import Qt, QTimer
-from PyQt6.QtGui import QAction, QActionGroup, QCloseEvent, QImage, QKeySequence, QShortcut
-from PyQt6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QToolBar,
-                             QVBoxLayout, QWidget)
+from PyQt6.QtGui import QCloseEvent
+from PyQt6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QMessageBox, QVBoxLayout, QWidget
 
-from app import model_files
+from app import model_files, model_pairs
 from app.benchmark_dialog import BenchmarkDialog
-from app.canvas import TOOLS, CanvasWidget
-from app.image_io import (IMAGE_FILTER, composite, numpy_to_qimage, read_label_map, read_sketch,
-                          write_image, write_label_map)
+from app.canvas import CanvasWidget
 from app.inference_worker import EngineOpener, RenderRequest, start_worker, stop_worker
 from app.label_map import LabelMap
 from app.palette_panel import INK, PAPER, PalettePanel, palette_swatches, sketch_swatches
 from app.result_pane import ResultPane
+from app.window_actions import WindowActions
+from app.window_files import PANES, WindowFiles, info_line
 from compress.palettes import Palette, load_palette
 from engines.factory import open_engine
 
-PANES = ("original", "compressed")
 THROTTLE_MS = 30  # at most one render request per 30 ms while drawing (~33 per second)
-TOOL_KEYS = {"brush": "B", "eraser": "E", "fill": "F", "rectangle": "R", "line": "L"}
 DEFAULT_BRUSH_PX = {"label": 12, "sketch": 2}
 REQUEST_LOG_SIZE = 4096  # request id -> (map version, time) kept for latency figures
 
 
-class MainWindow(QMainWindow):
+class MainWindow(WindowActions, WindowFiles, QMainWindow):
     """The demo window. ``opener`` builds engines (tests pass slow fakes); ``threads`` is the
     intra-op CPU thread count per pane (None: backend default); ``worker_nice`` lowers the
-    inference threads' priority (Linux nice increment) so the GUI thread wins the cores."""
+    inference threads' priority (Linux nice increment) so the GUI thread wins the cores.
+    ``ask(title, question) -> bool`` asks the user a yes/no question (tests answer it)."""
 
     def __init__(self, original: str, compressed: str, backend: Optional[str] = None,
                  device: Optional[str] = None, threads: Optional[int] = None,
@@ -52,6 +50,8 @@ class MainWindow(QMainWindow):
         self.errors: List[str] = []
         self.kind = "label"
         self.palette: Optional[Palette] = None
+        self.pair_name: Optional[str] = None  # the Model > Pair entry both panes show, if any
+        self.ask: Callable[[str, str], bool] = self._ask_user
         self.live = True
         self.request_id = 0
         self.request_log: Dict[int, Tuple[int, float]] = {}  # request id -> (map version, time)
@@ -115,102 +115,6 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         self.statusBar().showMessage("Draw on the canvas; both generators render live.")
 
-    def _action(self, text: str, slot: Callable, shortcut=None, checkable: bool = False,
-                tip: str = "") -> QAction:
-        action = QAction(text, self)
-        if shortcut:
-            shortcuts = shortcut if isinstance(shortcut, (list, tuple)) else [shortcut]
-            action.setShortcuts([QKeySequence(s) for s in shortcuts])
-        action.setCheckable(checkable)
-        action.setStatusTip(tip)
-        action.setToolTip(f"{text.replace('...', '').replace('&', '')}"
-                          + (f" ({action.shortcut().toString()})" if shortcut else ""))
-        action.triggered.connect(slot)
-        return action
-
-    def _build_actions(self) -> None:
-        menu = self.menuBar()
-        file_menu = menu.addMenu("&File")
-        file_menu.addAction(self._action("&Open label map...", self.open_label_map_dialog, "Ctrl+O"))
-        self.sample_action = self._action("&Random sample", self.random_sample, "Ctrl+N",
-                                          tip="Load a sample from assets/samples")
-        file_menu.addAction(self.sample_action)
-        file_menu.addSeparator()
-        file_menu.addAction(self._action("&Save label map...", self.save_label_map_dialog, "Ctrl+S"))
-        file_menu.addAction(self._action("Save &outputs...", self.save_outputs_dialog, "Ctrl+Shift+S"))
-        file_menu.addAction(self._action("Save side-by-side &composite...", self.save_composite_dialog))
-        file_menu.addSeparator()
-        file_menu.addAction(self._action("&Quit", self.close, "Ctrl+Q"))
-
-        edit_menu = menu.addMenu("&Edit")
-        self.undo_action = self._action("&Undo", self.undo, "Ctrl+Z")
-        self.redo_action = self._action("&Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
-        self.clear_action = self._action("&Clear", self.clear_canvas, "Ctrl+Backspace",
-                                         tip="Fill the canvas with the background class")
-        for action in (self.undo_action, self.redo_action, self.clear_action):
-            edit_menu.addAction(action)
-
-        tools_menu = menu.addMenu("&Tools")
-        self.tool_group = QActionGroup(self)
-        self.tool_actions: Dict[str, QAction] = {}
-        for tool in TOOLS:
-            action = self._action(tool.capitalize(), lambda _c=False, t=tool: self.set_tool(t),
-                                  TOOL_KEYS[tool], checkable=True)
-            self.tool_group.addAction(action)
-            tools_menu.addAction(action)
-            self.tool_actions[tool] = action
-        self.tool_actions["brush"].setChecked(True)
-
-        model_menu = menu.addMenu("&Model")
-        model_menu.addAction(self._action("Open &original model...",
-                                          lambda: self.open_model_dialog("original")))
-        model_menu.addAction(self._action("Open &compressed model...",
-                                          lambda: self.open_model_dialog("compressed")))
-        backend_menu = model_menu.addMenu("&Backend")
-        self.backend_group = QActionGroup(self)
-        installed = model_files.installed_backends()
-        for name in ("auto",) + tuple(model_files.BACKEND_MODULES):
-            action = self._action(name if name != "auto" else "auto (from the file extension)",
-                                  lambda _c=False, b=name: self.set_backend(None if b == "auto" else b),
-                                  checkable=True)
-            action.setEnabled(name == "auto" or name in installed)
-            action.setChecked(name == (self.backend or "auto"))
-            self.backend_group.addAction(action)
-            backend_menu.addAction(action)
-        model_menu.addSeparator()
-        self.live_action = self._action("&Live rendering", self.set_live, "Ctrl+L", checkable=True,
-                                        tip="Render while drawing; off: render with Ctrl+Return")
-        self.live_action.setChecked(True)
-        self.render_action = self._action("&Render now", lambda: self.submit_render(force=True),
-                                          ["Ctrl+Return", "Ctrl+Enter"])
-        model_menu.addAction(self.live_action)
-        model_menu.addAction(self.render_action)
-
-        bench_menu = menu.addMenu("&Benchmark")
-        bench_menu.addAction(self._action("&Run benchmark...", self.open_benchmark, "Ctrl+B"))
-        help_menu = menu.addMenu("&Help")
-        help_menu.addAction(self._action("&Keyboard shortcuts", self.show_shortcuts, "F1"))
-
-        toolbar = QToolBar("Tools")
-        toolbar.setMovable(False)
-        self.addToolBar(toolbar)
-        for tool in TOOLS:
-            toolbar.addAction(self.tool_actions[tool])
-        toolbar.addSeparator()
-        for action in (self.undo_action, self.redo_action, self.clear_action):
-            toolbar.addAction(action)
-        toolbar.addSeparator()
-        toolbar.addAction(self.live_action)
-        toolbar.addAction(self.render_action)
-        toolbar.addAction(self.sample_action)
-
-        # Digits select swatches (1..9, 0 = tenth), as class keys in paint programs.
-        for index in range(10):
-            key = str((index + 1) % 10)
-            shortcut = QShortcut(QKeySequence(key), self)
-            shortcut.activated.connect(lambda i=index: self.palette_panel.select_index(i))
-        self._update_history_actions()
-
     # -- models --------------------------------------------------------------------------------
     def open_models(self, original: str, compressed: str) -> None:
         """Check both files (exist, metadata, compatible), set up the canvas, open the engines
@@ -219,12 +123,24 @@ class MainWindow(QMainWindow):
         compressed = model_files.resolve_for_backend(compressed, self.backend)
         metadata = {"original": model_files.peek_metadata(original),
                     "compressed": model_files.peek_metadata(compressed)}
+        for name, path in (("original", original), ("compressed", compressed)):
+            model_files.require_kind(path, metadata[name])  # never guess a model's input
         problem = model_files.compatibility_problem(metadata["original"], metadata["compressed"])
         if problem:
-            raise ValueError(problem)
-        self._setup_document(metadata["original"] or metadata["compressed"])
+            raise model_files.PairMismatch(problem)
+        self.pair_name = _pair_name_of(original, compressed)
+        self._setup_document(metadata["original"])
         for name, path in (("original", original), ("compressed", compressed)):
             self._open_pane(name, path, metadata[name])
+
+    def open_pair(self, pair: "model_pairs.ModelPair") -> None:
+        """Both panes on a pair (Model > Pair); the canvas follows its input kind."""
+        self.open_models(pair.original, pair.compressed)
+        self.statusBar().showMessage(f"opened the {pair.name} pair", 5000)
+
+    def open_pair_guarded(self, pair: "model_pairs.ModelPair") -> None:
+        self._guarded(f"Open the {pair.name} pair", lambda: self.open_pair(pair))
+        self._update_file_actions()  # re-check the pair that is actually open
 
     def _open_pane(self, name: str, path: str, metadata: Dict[str, Any]) -> None:
         self.paths[name], self.metadata[name] = path, metadata
@@ -238,15 +154,42 @@ class MainWindow(QMainWindow):
         self._update_title()
 
     def open_model(self, name: str, path: str) -> None:
-        """Replace one pane's model (Model menu); the other pane must stay compatible."""
+        """Replace one pane's model (Model menu). Raises PairMismatch when the other pane draws
+        on another kind of canvas (`offer_pair_switch` turns that into a choice)."""
         metadata = model_files.peek_metadata(path)
+        model_files.require_kind(path, metadata)
         other = "compressed" if name == "original" else "original"
         problem = model_files.compatibility_problem(metadata, self.metadata.get(other, {}))
         if problem:
-            raise ValueError(problem)
+            raise model_files.PairMismatch(problem)
         if name == "original" or not self.metadata.get("original"):
             self._setup_document(metadata)
+        paths = dict(self.paths, **{name: path})
+        self.pair_name = _pair_name_of(paths.get("original", ""), paths.get("compressed", ""))
         self._open_pane(name, path, metadata)
+        self._update_file_actions()
+
+    def offer_pair_switch(self, name: str, path: str) -> bool:
+        """``path`` does not fit the other pane: offer the shipped pair of its kind (``path`` in
+        pane ``name``, that pair's other model beside it), or ``path`` in both panes when no pair
+        fits. Returns whether the models were switched."""
+        metadata = model_files.peek_metadata(path)
+        kind, palette = model_pairs.document_key(metadata)
+        what = f"{palette} label maps" if palette else "sketches"
+        pair = model_pairs.pair_for(metadata, model_pairs.discover_pairs())
+        if pair is not None:
+            other = pair.compressed if name == "original" else pair.original
+            question = (f"{os.path.basename(path)} draws {what}, unlike the other pane's model.\n\n"
+                        f"Switch to the {pair.name} pair, with this file as the {name} model?")
+        else:
+            other = path
+            question = (f"{os.path.basename(path)} draws {what}, unlike the other pane's model, and no "
+                        f"shipped pair does.\n\nOpen it in both panes?")
+        if not self.ask("Switch the model pair?", question):
+            return False
+        both = {name: path, ("compressed" if name == "original" else "original"): other}
+        self.open_models(both["original"], both["compressed"])
+        return True
 
     def set_backend(self, backend: Optional[str]) -> None:
         """Reopen both models with ``backend``, using sibling files (model.onnx <->
@@ -283,10 +226,10 @@ class MainWindow(QMainWindow):
             self.palette_panel.set_brush_size(self.canvas.brush_px)
             self.canvas.refresh()
             self._submitted_version = -1
-        for tool in ("fill", "rectangle"):  # sketches are pen and eraser (and lines) only
-            if hasattr(self, "tool_actions"):
-                self.tool_actions[tool].setEnabled(kind == "label")
-        what = f"'{palette.name}' labels" if palette else "sketch (dark strokes on white)"
+        if kind == "sketch" and self.canvas.tool in ("fill", "rectangle"):
+            self.set_tool("brush")  # a pen: fill and rectangle make no sense on a sketch
+        self._update_file_actions()
+        what = f"'{palette.name}' labels" if palette else "sketch (black pen on white paper)"
         self.canvas_caption.setText(f"<b>Canvas</b>: {what}, {height}x{width} model pixels")
         self._update_history_actions()
 
@@ -297,6 +240,8 @@ class MainWindow(QMainWindow):
 
     def _update_title(self) -> None:
         title = "GAN Compression demo"
+        if self.pair_name:
+            title += f" [{self.pair_name}]"
         if self.palette is not None:
             title += f": {self.palette.name} labels \u2192 photo"
         elif self.kind == "sketch":
@@ -420,92 +365,6 @@ class MainWindow(QMainWindow):
             self.undo_action.setEnabled(self.label_map.can_undo)
             self.redo_action.setEnabled(self.label_map.can_redo)
 
-    # -- files ------------------------------------------------------------------------------------
-    def read_map_file(self, path: str) -> np.ndarray:
-        if self.kind == "label":
-            assert self.palette is not None
-            return read_label_map(path, self.palette, self.label_map.shape)
-        return read_sketch(path, self.label_map.shape)
-
-    def open_label_map(self, path: str) -> None:
-        self.load_map(self.read_map_file(path))
-        self.statusBar().showMessage(f"opened {path}", 5000)
-
-    def random_sample(self) -> Optional[str]:
-        samples = model_files.samples_for(self.metadata.get("original", {}), self.kind)
-        if not samples:
-            self.show_error("Random sample", f"no samples for this model in "
-                            f"{model_files.SAMPLES_DIR}; open a file with File > Open")
-            return None
-        path = self._rng.choice(samples)
-        self.open_label_map(path)
-        return path
-
-    def map_qimage(self) -> QImage:
-        """The canvas as it looks (colourised labels or the sketch) at model resolution."""
-        return numpy_to_qimage(self._colorize(self.label_map.ids))
-
-    def save_label_map(self, path: str) -> None:
-        if self.kind == "label":
-            assert self.palette is not None
-            write_label_map(path, self.label_map.ids, self.palette)
-        else:
-            write_image(path, numpy_to_qimage(self.label_map.ids))
-
-    def save_outputs(self, base_path: str) -> List[str]:
-        """Write each pane's output as <base>_<pane>.png; returns the paths."""
-        stem = os.path.splitext(base_path)[0]
-        written = []
-        for name in PANES:
-            image = self.panes[name].image
-            if image is not None:
-                write_image(f"{stem}_{name}.png", image)
-                written.append(f"{stem}_{name}.png")
-        if not written:
-            raise ValueError("nothing rendered yet: draw something first")
-        return written
-
-    def composite_image(self) -> QImage:
-        titles = ["input"] + [f"{name}: {info_line(self.engine_info.get(name, {}))}" for name in PANES]
-        return composite([self.map_qimage()] + [self.panes[n].image for n in PANES], titles)
-
-    def _ask_save(self, title: str, default: str, filters: str) -> Optional[str]:
-        path, _ = QFileDialog.getSaveFileName(self, title, default, filters)
-        return path or None
-
-    def _guarded(self, title: str, action: Callable[[], Any]) -> None:
-        try:
-            action()
-        except (OSError, ValueError) as error:
-            self.show_error(title, str(error))
-
-    def open_label_map_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open label map", model_files.SAMPLES_DIR, IMAGE_FILTER)
-        if path:
-            self._guarded("Open label map", lambda: self.open_label_map(path))
-
-    def save_label_map_dialog(self) -> None:
-        path = self._ask_save("Save label map (class-id PNG)", "label_map.png", "PNG (*.png)")
-        if path:
-            self._guarded("Save label map", lambda: self.save_label_map(path))
-
-    def save_outputs_dialog(self) -> None:
-        path = self._ask_save("Save outputs as <name>_original.png, <name>_compressed.png",
-                              "output.png", "PNG (*.png)")
-        if path:
-            self._guarded("Save outputs", lambda: self.save_outputs(path))
-
-    def save_composite_dialog(self) -> None:
-        path = self._ask_save("Save side-by-side composite", "composite.png", IMAGE_FILTER)
-        if path:
-            self._guarded("Save composite", lambda: write_image(path, self.composite_image()))
-
-    def open_model_dialog(self, name: str) -> None:
-        start = os.path.dirname(self.paths.get(name, model_files.MODEL_DIR))
-        path, _ = QFileDialog.getOpenFileName(self, f"Open {name} model", start, model_files.MODEL_FILTER)
-        if path:
-            self._guarded(f"Open {name} model", lambda: self.open_model(name, path))
-
     # -- benchmark, help, closing ----------------------------------------------------------------
     def benchmark_dialog(self) -> BenchmarkDialog:
         """A dialog benchmarking the files the panes show, with the panes' device and threads."""
@@ -548,10 +407,10 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
 
-def info_line(info: Dict[str, Any]) -> str:
-    """"onnxruntime/cpu sub_mobile_resnet_9blocks 1.42G MACs" for status lines and captions."""
-    if not info:
-        return "not loaded"
-    macs = info.get("metadata", {}).get("macs")
-    return (f"{info.get('backend')}/{info.get('device')} {info.get('metadata', {}).get('arch', '?')}"
-            + (f" {macs / 1e9:.2f}G MACs" if macs else ""))
+def _pair_name_of(original: str, compressed: str) -> Optional[str]:
+    """The name of the discovered pair made of exactly these two files (None otherwise)."""
+    for pair in model_pairs.discover_pairs():
+        if (os.path.abspath(pair.original), os.path.abspath(pair.compressed)) == (
+                os.path.abspath(original), os.path.abspath(compressed)):
+            return pair.name
+    return None

@@ -113,6 +113,11 @@ def peek_metadata(path: str) -> Dict[str, Any]:
     raise ValueError(f"{path}: not a model file; expected .onnx, .safetensors, .pth or .engine")
 
 
+class PairMismatch(ValueError):
+    """Two models that cannot share one canvas (other input kind or palette); the app offers to
+    switch the pair instead of just refusing."""
+
+
 def compatibility_problem(original: Dict[str, Any], compressed: Dict[str, Any]) -> Optional[str]:
     """Why two models cannot share one canvas (None when they can): their input kind or
     palette differ. Missing keys (official .pth files) are not held against them."""
@@ -136,8 +141,36 @@ def canvas_kind(metadata: Dict[str, Any]) -> str:
     if kind == "image":
         raise ValueError("this model translates photos (input_kind 'image'); the demo draws label "
                          "maps or sketches: open a label->photo or edges->photo model")
-    raise ValueError("the model's metadata names no input kind or palette; re-export it with "
-                     "--palette NAME / --input-kind label|sketch")
+    raise ValueError("the model's metadata names no input kind or palette, and the app does not guess "
+                     "them; re-export it with --palette NAME / --input-kind label|sketch")
+
+
+def how_to_add_metadata(path: str) -> str:
+    """The command that gives ``path`` the metadata the app needs."""
+    extension = extension_of(path)
+    if extension in (".pth", ".safetensors"):
+        out = os.path.splitext(path)[0] + ".safetensors"
+        if out == path:
+            out = os.path.splitext(path)[0] + "_meta.safetensors"
+        return (f"python -m compress.checkpoints convert {path} -o {out} --palette NAME --input-kind label "
+                "(label maps), or --input-kind sketch without --palette (edges)")
+    if extension == ".onnx":
+        return ("python -m export.onnx CHECKPOINT.safetensors --palette NAME --input-kind label|sketch "
+                "(the checkpoint's own metadata is copied, so converting the checkpoint first also works)")
+    return "build the engine from an ONNX file that carries the metadata (python -m export.tensorrt)"
+
+
+def require_kind(path: str, metadata: Dict[str, Any]) -> str:
+    """`canvas_kind` of a model file, or a one-line ValueError that names the file and the
+    command adding its metadata (an official .pth has none: its kind is never guessed)."""
+    try:
+        return canvas_kind(metadata)
+    except ValueError as error:
+        if metadata.get("input_kind") == "image":
+            raise ValueError(f"{path}: {error}") from None
+        raise ValueError(f"{path} carries no input kind or palette (no project metadata), so the app "
+                         f"cannot tell what to draw for it; add them with: "
+                         f"{how_to_add_metadata(path)}") from None
 
 
 def is_placeholder(metadata: Dict[str, Any]) -> bool:
@@ -145,11 +178,15 @@ def is_placeholder(metadata: Dict[str, Any]) -> bool:
 
 
 def samples_for(metadata: Dict[str, Any], kind: str) -> List[str]:
-    """Sample files for "random sample": assets/samples/<palette> for label models, else
-    assets/samples/<dataset> (edges2shoes for sketches when the metadata names none)."""
-    folder = metadata.get("palette") if kind == "label" else (metadata.get("dataset") or "edges2shoes")
-    directory = os.path.join(SAMPLES_DIR, str(folder))
-    if not os.path.isdir(directory):
-        return []
-    return sorted(os.path.join(directory, name) for name in os.listdir(directory)
-                  if name.lower().endswith((".png", ".jpg", ".jpeg")))
+    """Sample files for "random sample": assets/samples/<palette> for label models; for sketch
+    models assets/samples/<dataset> when it exists, else assets/samples/edges2shoes."""
+    if kind == "label":
+        folders = [metadata.get("palette")]
+    else:
+        folders = [metadata.get("dataset"), "edges2shoes"]
+    for folder in folders:
+        directory = os.path.join(SAMPLES_DIR, str(folder))
+        if folder and os.path.isdir(directory):
+            return sorted(os.path.join(directory, name) for name in os.listdir(directory)
+                          if name.lower().endswith((".png", ".jpg", ".jpeg")))
+    return []

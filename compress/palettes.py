@@ -62,14 +62,35 @@ class Palette:
     def to_ids(self, rgb: np.ndarray) -> np.ndarray:
         """(H, W, 3) RGB -> (H, W) uint8 ids of the nearest palette colour (JPEG-safe).
         Where two classes share a colour, the lower id wins."""
+        return self.nearest(rgb)[0]
+
+    def nearest(self, rgb: np.ndarray, pixels_per_block: int = 1 << 20) -> Tuple[np.ndarray, np.ndarray]:
+        """(ids, distance): the nearest palette class of every pixel and its Euclidean RGB
+        distance to that class colour (uint8 ids, float32 distances; (H, W) each).
+
+        A colour lookup over blocks of rows: each block's distinct colours are matched once, so
+        memory stays proportional to the block, not to pixels x classes (an 8000x8000 map needs
+        well under 1 GB; every pixel against every class at once needed 17.6 GB)."""
         rgb = np.asarray(rgb)
         if rgb.ndim != 3 or rgb.shape[2] != 3:
             raise ValueError(f"expected an (H, W, 3) RGB image, got shape {rgb.shape}")
         colors = np.asarray(self.colors, dtype=np.int32)
-        pixels = rgb.reshape(-1, 3).astype(np.int32)
-        distance = ((pixels[:, None, :] - colors[None, :, :]) ** 2).sum(axis=2)
-        ids = np.asarray(self.ids, dtype=np.uint8)[distance.argmin(axis=1)]
-        return ids.reshape(rgb.shape[:2])
+        class_ids = np.asarray(self.ids, dtype=np.uint8)
+        ids = np.empty(rgb.shape[:2], np.uint8)
+        distance = np.empty(rgb.shape[:2], np.float32)
+        rows = max(1, pixels_per_block // max(1, rgb.shape[1]))
+        for top in range(0, rgb.shape[0], rows):
+            block = rgb[top:top + rows].astype(np.int32)
+            keys = (block[..., 0] << 16) | (block[..., 1] << 8) | block[..., 2]  # one int per colour
+            unique, inverse = np.unique(keys.ravel(), return_inverse=True)
+            squared = np.zeros((len(unique), len(colors)), np.int32)
+            for channel, shift in enumerate((16, 8, 0)):  # one (colours, classes) array at a time
+                squared += (((unique >> shift) & 255)[:, None] - colors[None, :, channel]) ** 2
+            best = squared.argmin(axis=1)  # argmin keeps the first (lowest id) of equal colours
+            best_distance = np.sqrt(squared[np.arange(len(unique)), best]).astype(np.float32)
+            ids[top:top + rows] = class_ids[best][inverse].reshape(keys.shape)
+            distance[top:top + rows] = best_distance[inverse].reshape(keys.shape)
+        return ids, distance
 
 
 def available_palettes() -> List[str]:

@@ -1,0 +1,82 @@
+"""Model pairs: an original (teacher) and a compressed (student) generator trained on one dataset.
+
+The shipped pairs are the folders ``assets/models/<name>/`` holding ``original.onnx`` and
+``compressed.onnx`` (facades, edges2shoes, ...); the untrained placeholders that
+``python -m export.placeholders`` builds into ``build/placeholder_models/`` are the pair
+"placeholders". The Model > Pair menu, ``python -m app --pair NAME`` and the "switch the pair?"
+offer (when a pane is given a model of another input kind) all come from `discover_pairs`.
+Qt-free and torch-free: metadata is peeked as `app.model_files` does.
+"""
+import os
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
+
+from app import model_files
+
+PLACEHOLDER_PAIR = "placeholders"
+
+
+@dataclass(frozen=True)
+class ModelPair:
+    name: str          # folder name: "facades", "edges2shoes", or "placeholders"
+    original: str      # path of the original (teacher) model
+    compressed: str    # path of the compressed (student) model
+
+    @property
+    def placeholder(self) -> bool:
+        return self.name == PLACEHOLDER_PAIR
+
+
+def discover_pairs(model_dir: Optional[str] = None, placeholder_dir: Optional[str] = None) -> List[ModelPair]:
+    """Every complete pair, shipped ones first (by name), then the placeholders if built
+    (default folders: `app.model_files.MODEL_DIR` and ``PLACEHOLDER_DIR``)."""
+    model_dir = model_files.MODEL_DIR if model_dir is None else model_dir
+    placeholder_dir = model_files.PLACEHOLDER_DIR if placeholder_dir is None else placeholder_dir
+    pairs = []
+    if os.path.isdir(model_dir):
+        for name in sorted(os.listdir(model_dir)):
+            pair = _pair_in(name, os.path.join(model_dir, name))
+            if pair is not None:
+                pairs.append(pair)
+    placeholders = _pair_in(PLACEHOLDER_PAIR, placeholder_dir)
+    return pairs + ([placeholders] if placeholders is not None else [])
+
+
+def _pair_in(name: str, folder: str) -> Optional[ModelPair]:
+    original, compressed = (os.path.join(folder, f"{role}.onnx") for role in ("original", "compressed"))
+    if os.path.isfile(original) and os.path.isfile(compressed):
+        return ModelPair(name, original, compressed)
+    return None
+
+
+def find_pair(name: str, pairs: Optional[List[ModelPair]] = None) -> ModelPair:
+    """The pair called ``name``; ValueError listing the available ones."""
+    pairs = discover_pairs() if pairs is None else pairs
+    for pair in pairs:
+        if pair.name == name:
+            return pair
+    available = ", ".join(p.name for p in pairs) or "none (build placeholders: python -m export.placeholders)"
+    raise ValueError(f"no model pair {name!r}; available: {available} (folders of {model_files.MODEL_DIR} "
+                     "holding original.onnx and compressed.onnx)")
+
+
+def document_key(metadata: Dict[str, Any]) -> tuple:
+    """What one canvas can serve: (input kind, palette). Models with equal keys share a canvas."""
+    kind = model_files.canvas_kind(metadata)
+    return kind, (metadata.get("palette") if kind == "label" else None)
+
+
+def pair_for(metadata: Dict[str, Any], pairs: List[ModelPair]) -> Optional[ModelPair]:
+    """The first pair whose models draw on the same kind of canvas as ``metadata`` (trained
+    pairs before the placeholders); None when there is none or the metadata says too little."""
+    try:
+        wanted = document_key(metadata)
+    except ValueError:
+        return None
+    for pair in pairs:
+        try:
+            if document_key(model_files.peek_metadata(pair.original)) == wanted:
+                return pair
+        except (OSError, ValueError):
+            continue  # an unreadable pair is skipped here; opening it reports the problem
+    return None
