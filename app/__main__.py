@@ -187,12 +187,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     from app.main_window import MainWindow
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("GAN Compression demo")
+    window = None
     try:
         window = MainWindow(original, compressed, backend=args.backend, device=args.device,
                             threads=args.threads or default_threads(), worker_nice=args.nice)
         if args.sample:
             window.open_label_map(args.sample)
-    except (FileNotFoundError, ValueError) as error:
+    except (OSError, ValueError) as error:  # FileNotFoundError is an OSError
+        if window is not None:
+            window.shutdown()  # stop the worker threads: Qt aborts on running QThreads at exit
         print(f"error: {error}", file=sys.stderr)
         return EXIT_MODEL
     window.show()

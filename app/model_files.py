@@ -100,10 +100,13 @@ def peek_metadata(path: str) -> Dict[str, Any]:
         except Exception as error:  # safetensors raises its own SafetensorError
             raise ValueError(f"{path}: not a readable safetensors checkpoint ({error})") from None
         try:
-            return json.loads(header.get("meta", "{}"))
+            meta = json.loads(header.get("meta", "{}"))
         except ValueError:
-            raise ValueError(f"{path}: the checkpoint metadata is not valid JSON; re-save it with "
+            meta = None
+        if not isinstance(meta, dict):
+            raise ValueError(f"{path}: the checkpoint metadata is not a JSON object; re-save it with "
                              "python -m compress.checkpoints convert") from None
+        return meta
     if extension in (".engine", ".plan"):
         from engines.tensorrt_engine import read_sidecar  # numpy-only at import time
         sidecar = read_sidecar(path) or {}

@@ -32,6 +32,10 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be read or does not fit the requested architecture."""
 
 
+class MetadataError(CheckpointError):
+    """A project checkpoint whose metadata header is missing or not a JSON object."""
+
+
 # ----------------------------------------------------------------------------- build arguments
 
 def build_kwargs_of(model: nn.Module) -> Dict[str, Any]:
@@ -120,8 +124,10 @@ def _describe(candidates: List[Tuple[str, Dict[str, Any]]]) -> str:
 
 # ----------------------------------------------------------------------------- reading
 
-def read_state_dict(path: str) -> Tuple[Dict[str, torch.Tensor], Dict[str, Any]]:
-    """Tensors and project metadata (empty for official files) of a checkpoint file."""
+def read_state_dict(path: str, ignore_metadata: bool = False
+                    ) -> Tuple[Dict[str, torch.Tensor], Dict[str, Any]]:
+    """Tensors and project metadata (empty for official files) of a checkpoint file;
+    ``ignore_metadata`` skips a broken metadata header (convert rewrites it)."""
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: no such checkpoint file")
     if path.endswith(".safetensors"):
@@ -134,23 +140,45 @@ def read_state_dict(path: str) -> Tuple[Dict[str, torch.Tensor], Dict[str, Any]]
         except (SafetensorError, OSError, ValueError) as error:
             raise CheckpointError(f"{path}: not a readable safetensors file ({error}); "
                                   "the file may be truncated, re-export or re-download it") from None
-        meta = json.loads(header["meta"]) if header.get("format") == FORMAT else {}
-        return tensors, meta
+        return tensors, ({} if ignore_metadata else _project_metadata(header, path))
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(f"{path}: the file is empty (0 bytes); the download or copy was cut off")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises UnpicklingError/RuntimeError/EOFError variously
         text = str(error)
-        if "Weights only load failed" in text:
+        if "Unsupported global" in text:  # a well-formed pickle that names Python classes
             reason = ("it contains pickled Python objects beyond tensors, which this project "
                       "never executes; re-save it as a plain state_dict")
         else:
-            reason = f"the file is truncated or not a PyTorch checkpoint ({text.splitlines()[0]})"
+            detail = text.split("WeightsUnpickler error:")[-1]  # torch's own reason, not its advice
+            first = next((line.strip() for line in detail.splitlines() if line.strip()),
+                         type(error).__name__)
+            reason = f"the file is corrupt, truncated or not a PyTorch checkpoint ({first[:200]})"
         raise CheckpointError(f"{path}: cannot load: {reason}") from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path}: not a generator state_dict (expected a dict of tensors)")
     return {k[7:] if k.startswith("module.") else k: v for k, v in obj.items()}, {}
+
+
+def _project_metadata(header: Dict[str, str], path: str) -> Dict[str, Any]:
+    """The project's metadata from a safetensors header ({} for files of other tools)."""
+    if header.get("format") != FORMAT:
+        return {}
+    fix = (f"re-save it: python -m compress.checkpoints convert {path} -o NEW.safetensors --arch ARCH "
+           "(plus --palette / --input-kind)")
+    try:
+        meta = json.loads(header["meta"])
+    except KeyError:
+        raise MetadataError(f"{path}: says it is a {FORMAT} file but has no 'meta' header; {fix}") from None
+    except ValueError as error:
+        raise MetadataError(f"{path}: its 'meta' header is not valid JSON ({error}); {fix}") from None
+    if not isinstance(meta, dict):
+        raise MetadataError(f"{path}: its 'meta' header is a JSON {type(meta).__name__}, not an "
+                            f"object; {fix}")
+    return meta
 
 
 def _mismatch_report(path: str, model: nn.Module, state: Dict[str, torch.Tensor],
@@ -179,14 +207,15 @@ def _mismatch_report(path: str, model: nn.Module, state: Dict[str, torch.Tensor]
     return "\n".join(lines)
 
 
-def load_generator(path: str, strict: bool = True, **overrides) -> Tuple[nn.Module, Dict[str, Any]]:
+def load_generator(path: str, strict: bool = True, ignore_metadata: bool = False,
+                   **overrides) -> Tuple[nn.Module, Dict[str, Any]]:
     """Load a generator from the project's ``.safetensors`` or an official ``.pth`` file.
 
     ``overrides`` are `build_generator` arguments plus ``arch``; official files need ``arch``
     (and ``config`` for sub-networks) unless their shapes identify them unambiguously.
     Returns ``(model in eval mode, metadata)``. Raises CheckpointError naming the file.
     """
-    state, meta = read_state_dict(path)
+    state, meta = read_state_dict(path, ignore_metadata)
     build = dict(meta.get("build", {}))
     arch = overrides.pop("arch", None) or meta.get("arch")
     build.update({k: v for k, v in overrides.items() if v is not None})
@@ -252,7 +281,11 @@ def _convert(args: argparse.Namespace) -> int:
     overrides = build_kwargs(args)
     if args.arch:
         overrides["arch"] = args.arch
-    model, _ = load_generator(args.checkpoint, **overrides)
+    try:
+        model, _ = load_generator(args.checkpoint, **overrides)
+    except MetadataError as error:  # a broken header: the tensors are fine, the metadata is rewritten
+        print(f"note: {str(error).split('; re-save')[0]}; ignoring it", file=sys.stderr)
+        model, _ = load_generator(args.checkpoint, ignore_metadata=True, **overrides)
     resolution = parse_size(args.size) if args.size else None
     meta = save_generator(model, args.output, overwrite=args.force, resolution=resolution,
                           palette=args.palette, input_kind=args.input_kind,

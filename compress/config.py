@@ -149,6 +149,47 @@ def _unknown_key_error(key: str, valid: Sequence[str], where: str) -> ValueError
     return ValueError(f"{where}: unknown key {key!r}{hint}; valid keys: {', '.join(valid)}")
 
 
+def check_ranges(cfg: Any) -> None:
+    """Range checks of the settings that several stage configs share, by name (those a config
+    lacks are skipped), so that a bad value fails when the config is read, not deep in training."""
+    def value(key: str) -> Any:
+        return getattr(cfg, key, None)
+
+    for key in ("load_size", "crop_size", "max_items"):
+        if value(key) is not None and value(key) < 1:
+            raise ValueError(f"{key} must be >= 1, got {value(key)}")
+    if value("load_size") and value("crop_size") and value("crop_size") > value("load_size"):
+        raise ValueError(f"crop_size = {value('crop_size')} is larger than load_size = {value('load_size')}; "
+                         "the random crop is taken from the resized image")
+    ratio = value("aspect_ratio")
+    if ratio is not None and not (0 < ratio < float("inf")):
+        raise ValueError(f"aspect_ratio must be a positive width / height (e.g. 1.0, or 2.0 for "
+                         f"Cityscapes), got {ratio}")
+    for key in ("lr", "lr_D", "init_gain"):
+        if value(key) is not None and not value(key) > 0:
+            raise ValueError(f"{key} must be > 0, got {value(key)}")
+    for key in ("beta1", "beta2"):
+        if value(key) is not None and not 0 <= value(key) < 1:
+            raise ValueError(f"{key} must be in [0, 1), got {value(key)}")
+    for key in ("pool_size", "holdout_items", "num_workers"):
+        if value(key) is not None and value(key) < 0:
+            raise ValueError(f"{key} must be >= 0, got {value(key)}")
+    lambdas = [k for k in getattr(cfg, "__dataclass_fields__", {}) if k.startswith("lambda_")]
+    for key in lambdas:
+        if value(key) < 0:
+            raise ValueError(f"{key} must be >= 0, got {value(key)}")
+
+
+def check_multiple(size_hw: Optional[Tuple[int, int]], factor: int, what: str) -> None:
+    """ValueError unless both sides of ``size_hw`` are multiples of ``factor`` (e.g. ResNet
+    generators: two stride-2 downsamplings, so 4)."""
+    if size_hw is not None and (size_hw[0] % factor or size_hw[1] % factor):
+        height, width = size_hw
+        fit = [max(factor, (v // factor) * factor) for v in (height, width)]
+        raise ValueError(f"{what}: {height}x{width} (height x width) must be multiples of {factor}; "
+                         f"use e.g. {fit[0]}x{fit[1]} (crop_size / load_size and aspect_ratio)")
+
+
 def read_toml_document(path: str, missing_hint: str = "see configs/ for examples") -> Dict[str, Any]:
     """A parsed TOML file (tables included); ValueError naming the file when it is unreadable."""
     try:
@@ -158,6 +199,11 @@ def read_toml_document(path: str, missing_hint: str = "see configs/ for examples
         raise ValueError(f"{path}: config file not found ({missing_hint})") from None
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"{path}: not valid TOML: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text (byte {error.start}); TOML files are UTF-8, re-save it "
+                         "as UTF-8") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path}: a folder, not a config file ({missing_hint})") from None
 
 
 def read_toml(path: str) -> Dict[str, Any]:

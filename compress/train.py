@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 import torch
 from tqdm import tqdm
 
-from compress.config import describe_config, load_config, option
+from compress.config import check_multiple, check_ranges, describe_config, load_config, option
 
 MODELS = ("pix2pix", "cycle_gan", "gaugan")
 DATASET_MODES = ("labelmap", "aligned", "unaligned", "cityscapes")
@@ -107,6 +107,10 @@ class TrainConfig:
         if not self.dataroot:
             raise ValueError("dataroot is not set: give the dataset folder "
                              "(dataroot = \"...\" or --dataroot=...)")
+        check_ranges(self)
+        if "resnet" in self.netG:  # two stride-2 downsamplings and two upsamplings
+            key = "crop_size" if self.crop_size else "load_size"  # what enters the generator
+            check_multiple(self.size_hw(getattr(self, key)), 4, f"{key} for {self.netG}")
         if self.cpu_threads is not None and self.cpu_threads < 1:
             raise ValueError(f"cpu_threads must be >= 1, got {self.cpu_threads}")
         positive = ("ngf", "ndf", "n_layers_D", "num_D", "batch_size", "save_every_steps", "log_every_steps",

@@ -64,12 +64,15 @@ def read_sidecar(engine_path: str) -> Optional[Dict[str, Any]]:
     path = sidecar_path(engine_path)
     if not os.path.isfile(path):
         return None
-    with open(path) as handle:
+    fix = "delete it and rebuild the engine with python -m export.tensorrt MODEL.onnx"
+    with open(path, "rb") as handle:
         try:
-            return json.load(handle)
-        except ValueError as error:
-            raise ValueError(f"{path}: unreadable engine sidecar ({error}); delete it and rebuild "
-                             "the engine with python -m export.tensorrt MODEL.onnx") from None
+            sidecar = json.loads(handle.read().decode("utf-8"))
+        except ValueError as error:  # also UnicodeDecodeError
+            raise ValueError(f"{path}: unreadable engine sidecar ({error}); {fix}") from None
+    if not isinstance(sidecar, dict) or not isinstance(sidecar.get("metadata", {}), dict):
+        raise ValueError(f"{path}: the engine sidecar must be a JSON object with a 'metadata' object; {fix}")
+    return sidecar
 
 
 class TensorRTEngine(Engine):

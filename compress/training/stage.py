@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from compress.config import describe_config, load_config
+from compress.config import check_multiple, describe_config, load_config
 from compress.distillation import Adaptors, feature_widths, mapped_layers
 from compress.training.calibration import calibrate_batchnorm, calibration_batches, preserved_buffers
 from compress.training.distill_recipe import DistillRecipe, Sampler
@@ -305,6 +305,8 @@ def build_stage_trainer(cfg: StageConfig, ctx, stage: Stage, force: bool = False
     sample = train_set[0]
     input_nc, size_hw = int(sample["A"].shape[0]), tuple(int(s) for s in sample["B"].shape[1:])
     teacher, teacher_meta = load_teacher(cfg.teacher, cfg.teacher_arch, ctx.device)
+    if teacher.family == "resnet":  # fail now, not with a tensor size mismatch at step 1
+        check_multiple(size_hw, 4, f"training crop for the {teacher_meta.get('arch')} teacher")
     if teacher.input_nc != input_nc:
         raise ValueError(f"{cfg.teacher} takes {teacher.input_nc}-channel inputs but the dataset gives "
                          f"{input_nc} channels; use the teacher's data settings (input_encoding, palette, "

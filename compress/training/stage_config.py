@@ -15,7 +15,7 @@ Loss weights of the official scripts (set them in the stage's TOML):
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-from compress.config import option
+from compress.config import check_ranges, option
 
 DATASET_MODES = ("labelmap", "aligned", "unaligned", "cityscapes")
 EVAL_METRICS = ("fid", "miou", "psnr", "fidelity", "none")
@@ -65,6 +65,7 @@ class DataConfig:
                                               "faster on a busy shared CPU)")
 
     def __post_init__(self) -> None:
+        check_ranges(self)
         check_choices(self, {"dataset_mode": DATASET_MODES, "direction": ("AtoB", "BtoA"),
                              "input_encoding": ("color", "onehot"), "eval_metric": EVAL_METRICS})
         check_positive(self, ("batch_size", "eval_max_images", "calibration_images"))

@@ -97,3 +97,25 @@ def test_backend_without_a_matching_file_is_reported(tiny_models, capsys):
     assert main(args) == EXIT_MODEL
     error = capsys.readouterr().err
     assert "original.engine" in error and "export.tensorrt" in error
+
+
+def test_bad_sample_files_exit_cleanly_with_one_line(tiny_models, tmp_path):
+    """A corrupt, empty, missing or out-of-palette --sample: one error line and exit code 3 (the
+    worker threads are stopped first; before, Qt aborted with SIGABRT, rc 134)."""
+    import numpy as np
+    from PIL import Image
+    corrupt, empty, outside = tmp_path / "corrupt.png", tmp_path / "empty.png", tmp_path / "outside.png"
+    corrupt.write_bytes(bytes(range(200)))
+    empty.write_bytes(b"")
+    Image.fromarray(np.full((32, 32), 40, np.uint8), mode="L").save(outside)  # id 40: no facades class
+    repo = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(repo))
+    for sample in (corrupt, empty, tmp_path / "missing.png", outside):
+        result = subprocess.run(
+            [sys.executable, "-m", "app", "--original", tiny_models["original.onnx"], "--compressed",
+             tiny_models["compressed.onnx"], "--threads", "1", "--sample", str(sample), "--screenshot",
+             str(tmp_path / "shot.png")], cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == EXIT_MODEL, (sample, result.returncode, result.stderr)
+        lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+        assert len(lines) == 1 and sample.name in lines[0], result.stderr
+        assert "Traceback" not in result.stderr and "terminate called" not in result.stderr

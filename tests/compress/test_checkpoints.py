@@ -63,6 +63,39 @@ def test_truncated_and_foreign_files_get_clear_errors(tmp_path, h2z_checkpoint):
         load_generator(str(tmp_path / "missing.pth"), **H2Z)
 
 
+def test_empty_and_random_files_are_named_for_what_they_are(tmp_path, capsys):
+    empty, noise = tmp_path / "empty.pth", tmp_path / "noise.pth"
+    empty.write_bytes(b"")
+    noise.write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(CheckpointError, match="empty.pth: the file is empty"):
+        load_generator(str(empty), **H2Z)
+    with pytest.raises(CheckpointError, match="noise.pth: cannot load: the file is corrupt") as error:
+        load_generator(str(noise), **H2Z)
+    assert "pickled Python objects" not in str(error.value)
+    assert main(["inspect", str(empty)]) == 2 and "the file is empty" in capsys.readouterr().err
+
+
+def test_broken_safetensors_metadata_is_reported_and_convert_repairs_it(tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    from compress.checkpoints import FORMAT
+    model = build_generator("resnet_9blocks", ngf=4, n_blocks=2)
+    tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
+    cases = {"not_json": {"format": FORMAT, "meta": "{oops"}, "a_list": {"format": FORMAT, "meta": "[1]"},
+             "missing": {"format": FORMAT}}
+    for name, header in cases.items():
+        path = tmp_path / f"{name}.safetensors"
+        save_file(tensors, str(path), metadata=header)
+        with pytest.raises(CheckpointError, match=f"{name}.safetensors: .*(JSON|no 'meta').*convert"):
+            load_generator(str(path))
+    fixed = tmp_path / "fixed.safetensors"
+    assert main(["convert", str(tmp_path / "a_list.safetensors"), "-o", str(fixed), "--palette", "facades",
+                 "--input-kind", "label"]) == 0
+    assert "ignoring it" in capsys.readouterr().err
+    _, meta = load_generator(str(fixed))
+    assert meta["arch"] == "resnet_9blocks" and meta["palette"] == "facades"
+
+
 class _Payload:
     def __reduce__(self):
         return (print, ("pickled code ran",))

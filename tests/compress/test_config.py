@@ -85,6 +85,13 @@ def test_bad_toml_values(tmp_path, text, message):
     assert path in str(error.value)
 
 
+def test_a_non_utf8_config_names_the_file(tmp_path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('name = "caf\xe9"\n'.encode("latin-1"))
+    with pytest.raises(ValueError, match="latin1.toml: not UTF-8 text"):
+        load_config(Demo, str(path))
+
+
 def test_missing_file():
     with pytest.raises(ValueError, match="config file not found"):
         load_config(Demo, "/nonexistent/x.toml")

@@ -101,6 +101,13 @@ def test_help_lists_examples_and_keys(capsys):
     (["--dataroot=/nonexistent"], "/nonexistent: dataset folder not found"),
     (["--netG=unet_256"], "netG = 'unet_256': choose one of"),
     (["--eval_metric=miou"], "segmenter"),
+    # checked when the config is read (before: a tensor size mismatch at step 1, ZeroDivisionError)
+    (["--crop_size=30", "--load_size=36"], "30x30 (height x width) must be multiples of 4; use e.g. 28x28"),
+    (["--aspect_ratio=0"], "aspect_ratio must be a positive width / height"),
+    (["--lr=0"], "lr must be > 0"),
+    (["--beta1=1.5"], "beta1 must be in [0, 1)"),
+    (["--lambda_l1=-1"], "lambda_l1 must be >= 0"),
+    (["--crop_size=64", "--load_size=32"], "crop_size = 64 is larger than load_size = 32"),
 ])
 def test_bad_settings_exit_2_with_a_clear_message(tmp_path, capsys, extra, message):
     assert main(smoke(tmp_path / "run", *extra)) == 2

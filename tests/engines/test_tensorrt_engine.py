@@ -287,6 +287,13 @@ def test_read_sidecar(tmp_path):
     (tmp_path / "m.engine.json").write_text("{broken")
     with pytest.raises(ValueError, match="unreadable engine sidecar"):
         read_sidecar(str(engine))
+    for bad in ("[1, 2]", '{"metadata": [1]}'):  # valid JSON of the wrong shape: no traceback later
+        (tmp_path / "m.engine.json").write_text(bad)
+        with pytest.raises(ValueError, match="must be a JSON object with a 'metadata' object"):
+            read_sidecar(str(engine))
+    (tmp_path / "m.engine.json").write_bytes(b"\xff\xfe{")
+    with pytest.raises(ValueError, match="unreadable engine sidecar"):
+        read_sidecar(str(engine))
 
 
 def test_runner_modules_import_without_opencv_or_torch():
