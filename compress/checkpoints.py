@@ -329,7 +329,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         return _convert(args) if args.command == "convert" else _inspect(args)
-    except (CheckpointError, FileExistsError, ValueError) as error:
+    except (CheckpointError, OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

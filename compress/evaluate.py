@@ -381,7 +381,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.checkpoints:
             cfg.generators = ",".join(cfg.generator_list + args.checkpoints)
         results = evaluate(cfg, force=args.force)
-    except (ValueError, FileExistsError) as error:
+    except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(markdown_table(results))

@@ -473,7 +473,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except StageStopped as stopped:
         print(f"stopped: {stopped}", file=sys.stderr)
         return stopped.code if stopped.code else 1
-    except (ValueError, FileExistsError) as error:
+    except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -495,7 +495,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         cfg = load_config(SearchConfig, args.config, overrides)
         run_search(cfg, force=args.force)
         return 0
-    except (ValueError, FileExistsError) as error:
+    except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -340,7 +340,7 @@ def main(argv=None) -> int:
     try:
         cfg = load_config(TrainConfig, args.config, overrides)
         return train(cfg, force=args.force)
-    except (ValueError, FileExistsError) as error:
+    except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # a second Ctrl-C: the last checkpoint on disk is kept as it was

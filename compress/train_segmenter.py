@@ -265,7 +265,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         cfg = load_config(SegmenterConfig, args.config, overrides)
         return train(cfg, force=args.force)
-    except ValueError as error:
+    except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

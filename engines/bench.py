@@ -466,6 +466,20 @@ def _onnx_options(args: argparse.Namespace) -> Dict[str, Any]:
     return options
 
 
+def unwritable(path: str) -> Optional[str]:
+    """Why ``path`` cannot be written (None when it can): tried with a throw-away file in its
+    folder, which also catches read-only file systems where permission bits say yes."""
+    import tempfile
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     outputs = [p for p in (args.json, args.csv, args.plot) if p]
@@ -473,6 +487,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     if existing and not args.force:  # fail before minutes of measuring, not after
         print(f"error: {', '.join(existing)} exist(s); pass --force to overwrite", file=sys.stderr)
         return 2
+    for path in outputs:
+        problem = unwritable(path)
+        if problem:
+            print(f"error: cannot write {path}: {problem}; choose another path", file=sys.stderr)
+            return 2
     from tqdm import tqdm
 
     bar = tqdm(total=1, unit="run", desc="benchmark", file=sys.stderr)

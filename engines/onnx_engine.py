@@ -187,6 +187,10 @@ class OnnxRuntimeEngine(Engine):
         if len(shape) != 4 or _dim(shape[1]) is None:
             raise ValueError(f"{path}: input {inputs[0].name!r} has shape {shape}; expected "
                              "[N, C, H, W] with a fixed channel count")
+        if inputs[0].type != "tensor(float)":  # the runners feed float32 (the export's dtype)
+            raise ValueError(f"{path}: input {inputs[0].name!r} is {inputs[0].type}, but the engines feed "
+                             "float32 images; export the generator in float32 (python -m export.onnx), "
+                             "and use TensorRT's --precision fp16 for half precision")
         if inputs[0].name != INPUT_NAME:  # tolerated: foreign exports name tensors freely
             self.metadata.setdefault("input_name", inputs[0].name)
         self.input_spec = InputSpec(inputs[0].name, int(shape[1]), _dim(shape[2]), _dim(shape[3]),

@@ -457,7 +457,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 return 1
             print(f"  parity OK (<= {result['atol']})")
         return 0
-    except (CheckpointError, FileExistsError, ValueError) as error:  # OnnxCompatibilityError too
+    except (CheckpointError, OSError, ValueError) as error:  # OnnxCompatibilityError too
         print(f"error: {error}", file=sys.stderr)
         return 2
 

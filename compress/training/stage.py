@@ -396,7 +396,7 @@ def stage_main(argv, cls, run: Callable[[Any, bool], int], prog: str, descriptio
     try:
         cfg = load_config(cls, args.config, overrides)
         return run(cfg, args.force)
-    except (ValueError, FileExistsError) as error:
+    except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # a second Ctrl-C: the last checkpoint on disk is kept as it was

@@ -131,3 +131,12 @@ def test_outputs_without_a_checkpoint_are_not_overwritten(tmp_path, capsys):
     assert main(smoke(run, "--eval_metric=none")) == 2
     assert "--force" in capsys.readouterr().err
     assert (run / "G_final.safetensors").read_bytes() == b"user file"
+
+
+def test_an_unwritable_run_folder_is_one_line_naming_the_path(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert main(smoke(blocker / "run")) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: could not write") and str(blocker / "run") in error
+    assert "Traceback" not in error and error.count("\n") == 0

@@ -130,3 +130,13 @@ def test_runs_alternate_between_models_unless_sequential():
     order.clear()
     run_benchmark([first, second], warmup=1, runs=2, interleave=False)
     assert order == ["a"] * 5 + ["b"] * 5
+
+
+def test_unwritable_outputs_are_refused_before_benchmarking(tiny_models, tmp_path, capsys, monkeypatch):
+    import engines.bench as bench
+    monkeypatch.setattr(bench, "run_benchmark", lambda *a, **k: pytest.fail("benchmarked anyway"))
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    for flag in ("--json", "--csv"):
+        assert main([str(tiny_models["student.onnx"]), flag, str(blocker / "out")]) == 2
+        assert f"cannot write {blocker / 'out'}" in capsys.readouterr().err

@@ -149,3 +149,16 @@ def test_metadata_json_round_trip_matches_the_checkpoint(tiny_models):
     from compress.checkpoints import read_state_dict
     _, checkpoint_meta = read_state_dict(str(tiny_models["teacher.safetensors"]))
     assert read_onnx_metadata(str(tiny_models["teacher.onnx"])) == json.loads(json.dumps(checkpoint_meta))
+
+
+def test_a_float16_input_model_is_refused_when_opened(tmp_path):
+    from onnx import TensorProto, helper
+    graph = helper.make_graph([helper.make_node("Identity", ["input"], ["output"])], "half",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT16, [1, 3, 64, 64])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT16, [1, 3, 64, 64])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "half.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(ValueError, match="half.onnx: input 'input' is tensor\\(float16\\).*float32"):
+        open_engine(path)

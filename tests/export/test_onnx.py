@@ -190,6 +190,12 @@ def test_cli_refuses_overwrite_and_bad_sizes(tmp_path, capsys):
     assert main([str(checkpoint), "-o", str(out), "--force", "--size", "40x48"]) == 0
     assert read_onnx_metadata(str(out))["onnx"]["input_shape"] == [1, 3, 40, 48]
 
+    blocker = tmp_path / "a_file"  # a read-only or full target gets one line naming the path
+    blocker.write_text("")
+    assert main([str(checkpoint), "-o", str(blocker / "m.onnx")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"error: could not write {blocker / 'm.onnx'}") and "\n" not in error
+
     bad = tmp_path / "bad.onnx"
     assert main([str(checkpoint), "-o", str(bad), "--size", "30x32"]) == 2
     assert "multiples of 4" in capsys.readouterr().err and not bad.exists()
