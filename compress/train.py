@@ -304,10 +304,12 @@ def train(cfg: TrainConfig, force: bool = False,
           step_callback: Optional[Callable[[int], None]] = None) -> int:
     """Train according to ``cfg``; returns the exit code (0 done/stopped at max_steps, 128+N on signal N)."""
     from compress.training import distributed as D
+    from compress.training import run_dir
     ctx = D.setup(cfg.device)
     try:
         return build_trainer(cfg, ctx, force, step_callback).fit()
     finally:
+        run_dir.release(cfg.output_dir)
         D.teardown(ctx)
 
 

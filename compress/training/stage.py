@@ -381,6 +381,7 @@ def run_stage(cfg: StageConfig, stage: Stage, force: bool = False,
                          aux_meta)
         return code
     finally:
+        run_folder.release(cfg.output_dir)
         D.teardown(ctx)
 
 

@@ -8,6 +8,7 @@ from compress.checkpoints import load_generator
 from compress.config import load_config
 from compress.train import TrainConfig, main
 from tests.compress.training.test_engine import FACADES, SMOKE, write_unaligned
+from tests.conftest import REPO
 
 
 @pytest.fixture(autouse=True)
@@ -140,3 +141,24 @@ def test_an_unwritable_run_folder_is_one_line_naming_the_path(tmp_path, capsys):
     error = capsys.readouterr().err.strip()
     assert error.startswith("error: could not write") and str(blocker / "run") in error
     assert "Traceback" not in error and error.count("\n") == 0
+
+
+def test_a_second_run_on_the_same_folder_refuses_while_the_first_trains(tmp_path, capsys):
+    import subprocess
+    import sys
+    run = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom compress.training import run_dir\n"
+         f"run_dir.lock({str(run)!r})\nprint('locked', flush=True)\ntime.sleep(60)\n"],
+        cwd=str(REPO), stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert main(smoke(run)) == 2
+        error = capsys.readouterr().err
+        assert f"{run} is in use by another running compress.train (pid {holder.pid})" in error
+        assert not (run / "train_state.pt").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert main(smoke(run, "--max_steps=1")) == 0  # the lock died with its process
+    assert main(smoke(run, "--max_steps=2")) == 0  # and this process released its own
