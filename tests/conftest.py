@@ -14,6 +14,18 @@ torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 H2Z_CHECKPOINT = SHARED / "fixtures" / "gan-compression" / "horse2zebra_compressed_net_G.pth"
+# Tiny real copies of the shared datasets, kept in the repository (tests/fixtures/datasets/SOURCE.md):
+# every unit test reads these, so a fresh clone without ../shared runs the suite.
+DATASETS = REPO / "tests" / "fixtures" / "datasets"
+FULL_DATASETS = SHARED / "datasets"  # the complete sets: only the tests marked by needs_shared
+
+
+def needs_shared(path: Path) -> Path:
+    """``path`` inside ../shared, or skip the test saying what to put where."""
+    if not path.exists():
+        pytest.skip(f"needs {path} (the project's shared data folder beside the repository, present "
+                    "in CI; see README 'Data' for where each dataset comes from)")
+    return path
 
 
 def pytest_collection_modifyitems(config, items):
@@ -37,9 +49,7 @@ def _seeded():
 
 @pytest.fixture
 def h2z_checkpoint() -> Path:
-    if not H2Z_CHECKPOINT.is_file():
-        pytest.fail(f"missing {H2Z_CHECKPOINT}: the shared/ folder must sit beside the repository")
-    return H2Z_CHECKPOINT
+    return needs_shared(H2Z_CHECKPOINT)
 
 
 TINY_MODEL_SIZE = 64

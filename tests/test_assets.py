@@ -12,11 +12,11 @@ from compress.checkpoints import load_generator
 from compress.data import build_dataset
 from compress.profile import count_macs
 from engines.factory import open_engine
-from tests.conftest import SHARED
+from tests.conftest import DATASETS
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "assets" / "models" / "facades"
-FACADES = SHARED / "datasets" / "facades" / "256"
+FACADES = DATASETS / "facades" / "256"
 ROLES = ("original", "compressed")
 
 

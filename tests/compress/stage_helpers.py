@@ -7,9 +7,9 @@ import torch
 
 from compress.checkpoints import save_generator
 from compress.models import build_generator
-from tests.conftest import REPO, SHARED
+from tests.conftest import DATASETS, REPO
 
-FACADES = SHARED / "datasets" / "facades" / "256"
+FACADES = DATASETS / "facades" / "256"
 SMOKE_SUPERNET = str(REPO / "configs" / "smoke_supernet.toml")
 
 # a tiny facades run without a TOML file (distill / finetune tests)

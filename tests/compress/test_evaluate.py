@@ -11,9 +11,9 @@ from compress.evaluate import EvaluateConfig, evaluate, main, markdown_table
 from compress.models import build_generator
 from compress.palettes import load_palette
 from compress.segmenter import UNetSegmenter, save_segmenter, segmenter_metadata
-from tests.conftest import SHARED
+from tests.conftest import DATASETS
 
-FACADES = str(SHARED / "datasets" / "facades" / "256")
+FACADES = str(DATASETS / "facades" / "256")
 
 
 def _generator(path, seed, ngf=4, resolution=32):

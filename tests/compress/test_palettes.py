@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 from compress.palettes import available_palettes, load_palette
-from tests.conftest import SHARED
+from tests.conftest import DATASETS
 
 
 def test_shipped_palettes():
@@ -17,7 +17,7 @@ def test_shipped_palettes():
 
 
 def test_facades_palette_matches_the_dataset_png_palette():
-    label = Image.open(next((SHARED / "datasets" / "facades" / "256" / "val").glob("*.png")))
+    label = Image.open(next((DATASETS / "facades" / "256" / "val").glob("*.png")))
     assert label.mode == "P"
     png_palette = np.array(label.getpalette()[:13 * 3]).reshape(13, 3)
     assert (load_palette("facades").lut() == png_palette).all()

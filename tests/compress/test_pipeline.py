@@ -12,9 +12,9 @@ from compress.config import load_config
 from compress.pipeline import (Layout, load_pipeline, main, stage_config_class, stage_settings,
                                write_stage_toml)
 from compress.search_results import read_log, read_rows
-from tests.conftest import REPO, SHARED
+from tests.conftest import DATASETS, REPO
 
-FACADES = SHARED / "datasets" / "facades" / "256"
+FACADES = DATASETS / "facades" / "256"
 SMOKE_PIPELINE = str(REPO / "configs" / "smoke_pipeline.toml")
 
 

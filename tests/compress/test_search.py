@@ -10,9 +10,9 @@ from compress.models import build_generator
 from compress.search import SearchConfig, main, run_search
 from compress.search_eval import CostModel
 from compress.search_results import read_log, read_rows
-from tests.conftest import SHARED
+from tests.conftest import DATASETS
 
-FACADES = SHARED / "datasets" / "facades" / "256"
+FACADES = DATASETS / "facades" / "256"
 # 2 x 2 x 2 = 8 configs of an ngf-8 supernet: seconds on a CPU
 TINY_CHOICES = ["8_4", "8_4", "8", "8", "8", "8", "8_4", "8"]
 

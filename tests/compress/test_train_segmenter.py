@@ -8,9 +8,9 @@ from safetensors.torch import load_file
 
 import compress.train_segmenter as train_segmenter
 from compress.segmenter import load_segmenter
-from tests.conftest import SHARED
+from tests.conftest import DATASETS
 
-FACADES = str(SHARED / "datasets" / "facades" / "256")
+FACADES = str(DATASETS / "facades" / "256")
 
 
 def _args(output, steps, *extra):

@@ -8,10 +8,10 @@ from engines.base import InputSpec, size_multiple
 from engines.preprocess import (image_to_tensor, label_to_color, label_to_onehot,
                                 make_preprocessor, resize_image, resize_label_map,
                                 sketch_to_tensor, tensor_to_image)
-from tests.conftest import SHARED
+from tests.conftest import DATASETS
 
-FACADES = SHARED / "datasets" / "facades" / "256" / "val"
-EDGES = SHARED / "datasets" / "edges2shoes_mini"
+FACADES = DATASETS / "facades" / "256" / "val"
+EDGES = DATASETS / "edges2shoes_mini"
 
 
 def read_rgb(path) -> np.ndarray:

@@ -10,7 +10,7 @@ from compress.palettes import load_palette
 from engines.factory import open_engine
 from engines.preprocess import make_preprocessor
 from engines.torch_engine import PyTorchEngine
-from tests.conftest import SHARED
+from tests.conftest import DATASETS
 
 
 def test_safetensors_engine_matches_the_model_and_runs_other_sizes(tiny_models, label_batch):
@@ -94,7 +94,7 @@ def test_spade_engine_takes_one_hot_facades_labels_with_instance_channel(tmp_pat
     model = build_generator("spade", semantic_nc=14, ngf=4, crop_size=64).eval()  # 13 ids + edge
     path = tmp_path / "spade.safetensors"
     save_generator(model, str(path), resolution=(64, 64), palette="facades", input_kind="label")
-    rgb = cv2.cvtColor(cv2.imread(str(SHARED / "datasets/facades/256/val/cmp_b0006.png")),
+    rgb = cv2.cvtColor(cv2.imread(str(DATASETS / "facades/256/val/cmp_b0006.png")),
                        cv2.COLOR_BGR2RGB)
     label_map = load_palette("facades").to_ids(rgb)
     with open_engine(path) as engine:

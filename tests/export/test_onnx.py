@@ -16,10 +16,10 @@ from engines.base import INPUT_NAME, METADATA_KEY, OUTPUT_NAME
 from engines.onnx_engine import read_onnx_metadata
 from export.onnx import check_onnx, export_onnx, image_input, main
 from export.onnx_passes import OnnxCompatibilityError, check_ops, check_opset_ir, is_reflect_pad
-from tests.conftest import SHARED
+from tests.conftest import DATASETS
 
 ATOL = 1e-4
-FACADES = SHARED / "datasets" / "facades" / "256" / "val"
+FACADES = DATASETS / "facades" / "256" / "val"
 H2Z = ["--arch", "sub_mobile_resnet_9blocks", "--config", "16_16_32_16_32_32_16_16"]
 SPADE_TINY = {"semantic_nc": 13, "ngf": 8, "crop_size": 64}  # 13 = facades ids 0..12
 
@@ -60,7 +60,7 @@ def facades_file(model):
     """A real facades photo (ResNet family) or label map (SPADE)."""
     files = sorted(glob.glob(str(FACADES / ("*.png" if model.family == "spade" else "*.jpg"))))
     if not files:
-        pytest.fail(f"missing facades images under {FACADES}: shared/ must sit beside the repo")
+        pytest.fail(f"missing facades images under {FACADES} (tests/fixtures/datasets)")
     return files[0]
 
 

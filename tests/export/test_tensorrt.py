@@ -13,12 +13,12 @@ import pytest
 
 import export.tensorrt as cli
 from export.trt_build import TENSORRT_MISSING
-from tests.conftest import REPO, SHARED
+from tests.conftest import DATASETS, REPO
 from tests.fakes import fake_tensorrt
 from tests.fakes.fake_cuda import MEMORY, FakeDeviceBuffers
 from tests.fakes.tiny_onnx import tiny_onnx
 
-FACADES = SHARED / "datasets" / "facades" / "256" / "val"
+FACADES = DATASETS / "facades" / "256" / "val"
 VERSIONS = fake_tensorrt.VERSIONS
 
 

@@ -11,12 +11,12 @@ from engines.base import InputSpec
 from engines.preprocess import make_preprocessor
 from export.trt_calibration import (calibration_batches, data_kind, input_preprocessor,
                                     load_model_input, make_calibrator, select_calibration_files)
-from tests.conftest import SHARED
+from tests.conftest import DATASETS
 from tests.fakes.fake_cuda import MEMORY, fake_polygraphy_cuda
 from tests.fakes.fake_tensorrt import make_fake_tensorrt
 
-FACADES = SHARED / "datasets" / "facades" / "256" / "val"
-SHOES = SHARED / "datasets" / "edges2shoes_mini" / "val"
+FACADES = DATASETS / "facades" / "256" / "val"
+SHOES = DATASETS / "edges2shoes_mini" / "val"
 META = {"arch": "sub_mobile_resnet_9blocks", "input_kind": "label", "palette": "facades"}
 
 
@@ -27,11 +27,11 @@ def _ids(path):
 def test_select_files_by_input_kind_evenly_spread():
     labels = select_calibration_files(str(FACADES), "label", 1000)
     photos = select_calibration_files(str(FACADES), "image", 1000)
-    assert len(labels) == len(photos) == 38
+    assert len(labels) == len(photos) == 6  # the fixture's facades val pairs
     assert all(p.endswith(".png") for p in labels) and all(p.endswith(".jpg") for p in photos)
-    five = select_calibration_files(str(FACADES), "label", 5)
-    assert five == [labels[i] for i in (0, 7, 15, 22, 30)]
-    assert five == select_calibration_files(str(FACADES), "label", 5)  # deterministic
+    three = select_calibration_files(str(FACADES), "label", 3)
+    assert three == [labels[i] for i in (0, 2, 4)]  # evenly spread: item floor(i * 6 / 3)
+    assert three == select_calibration_files(str(FACADES), "label", 3)  # deterministic
 
 
 def test_select_files_errors(tmp_path):

@@ -4,9 +4,9 @@ import pytest
 from PIL import Image
 
 from compress.data import build_dataset
-from tests.conftest import SHARED
+from tests.conftest import DATASETS
 
-DATA = SHARED / "datasets"
+DATA = DATASETS
 
 
 def _pair(folder, stem, ids, size=(16, 16)):

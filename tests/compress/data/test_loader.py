@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from compress.data import build_dataset, make_dataloader
-from tests.conftest import SHARED
+from tests.conftest import DATASETS
 
-ROOT = str(SHARED / "datasets" / "facades" / "256")
+ROOT = str(DATASETS / "facades" / "256")
 
 
 def _dataset(**kwargs):

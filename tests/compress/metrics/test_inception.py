@@ -5,12 +5,12 @@ import torch
 
 from compress.data import build_dataset
 from compress.metrics import fid_from_features, fid_from_images, inception_features, to_uint8_images
-from tests.conftest import SHARED
+from tests.conftest import DATASETS
 
 
 @pytest.fixture(scope="module")
 def photos():
-    ds = build_dataset("labelmap", str(SHARED / "datasets" / "facades" / "256"), "val", palette="facades",
+    ds = build_dataset("labelmap", str(DATASETS / "facades" / "256"), "val", palette="facades",
                        load_size=64, max_items=4)
     return to_uint8_images(torch.stack([ds[i]["B"] for i in range(len(ds))]))
 

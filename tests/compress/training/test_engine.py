@@ -12,10 +12,10 @@ from compress.config import load_config
 from compress.train import TrainConfig, train
 from compress.training.engine import STATE_FILE, linear_decay
 from compress.training.state import load_training_state
-from tests.conftest import REPO, SHARED
+from tests.conftest import DATASETS, REPO
 
 SMOKE = str(REPO / "configs" / "smoke_pix2pix.toml")
-FACADES = SHARED / "datasets" / "facades" / "256"
+FACADES = DATASETS / "facades" / "256"
 
 
 def config(run_dir, *overrides):
@@ -62,7 +62,7 @@ def test_max_steps_stop_then_resume_is_bit_identical(tmp_path, stop_at):
 
 def write_unaligned(root, n=4, size=40):
     """A tiny CycleGAN dataset from real photos: facades (A) and shoes (B)."""
-    shoes = sorted((SHARED / "datasets" / "edges2shoes_mini" / "train").glob("*.jpg"))
+    shoes = sorted((DATASETS / "edges2shoes_mini" / "train").glob("*.jpg"))
     photos = sorted(FACADES.glob("train/*.jpg"))
     for split in ("train", "val"):
         for i in range(n):
