@@ -308,13 +308,28 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+EXAMPLES = """examples:
+  # the released horse->zebra compressed generator (arch and config inferred from its shapes)
+  python -m compress.checkpoints convert latest_net_G.pth -o h2z.safetensors --input-kind image
+  # an official pix2pix teacher, with what the app needs to draw for it
+  python -m compress.checkpoints convert edges2shoes_net_G.pth --arch resnet_9blocks --ngf 64 \\
+      -o e2s_teacher.safetensors --input-kind sketch
+  python -m compress.checkpoints convert facades_net_G.pth --arch resnet_9blocks -o facades.safetensors \\
+      --size 256x256 --palette facades --input-kind label
+  # what a file holds: its metadata, or the architectures its tensor shapes fit
+  python -m compress.checkpoints inspect assets/models/facades/compressed.safetensors
+"""
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     from compress.profile import add_build_arguments
     parser = argparse.ArgumentParser(prog="python -m compress.checkpoints",
-                                     description="Convert and inspect generator checkpoints.")
+                                     description="Convert and inspect generator checkpoints.",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
     commands = parser.add_subparsers(dest="command", required=True)
     convert = commands.add_parser(
         "convert", help="official .pth -> project .safetensors with metadata",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
         description="Load an official GAN Compression generator (a plain state_dict, read with "
                     "weights_only=True) strictly and write it in the project's format.")
     convert.add_argument("checkpoint", help="official .pth file (or a project .safetensors)")

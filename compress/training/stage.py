@@ -98,12 +98,26 @@ def build_holdout_dataset(cfg: DataConfig):
 def load_teacher(path: str, arch: Optional[str], device: torch.device):
     """The frozen teacher (eval mode, no gradients, spectral norm removed) and its metadata."""
     from compress.checkpoints import load_generator
+    if not os.path.isfile(path):
+        shipped = _shipped_teachers()
+        hint = (f"; or start from a shipped teacher: --teacher={shipped[0]}" if shipped else "")
+        raise ValueError(f"{path}: teacher checkpoint not found; train one first (python -m compress.train "
+                         f"CONFIG, see configs/*_pix2pix.toml) or pass --teacher=PATH{hint}")
     teacher, meta = load_generator(path, **({"arch": arch} if arch else {}))
     if hasattr(teacher, "remove_spectral_norm"):
         teacher.remove_spectral_norm()  # Fast GAN Compression distills from the SN-free teacher
     for parameter in teacher.parameters():
         parameter.requires_grad_(False)
     return teacher.to(device).eval(), meta
+
+
+def _shipped_teachers() -> List[str]:
+    """assets/models/<pair>/original.safetensors files (relative paths, as the configs use)."""
+    root = os.path.join("assets", "models")
+    if not os.path.isdir(root):
+        return []
+    return [os.path.join(root, name, "original.safetensors") for name in sorted(os.listdir(root))
+            if os.path.isfile(os.path.join(root, name, "original.safetensors"))]
 
 
 def student_kwargs(teacher: nn.Module, ngf: int, size_hw: Tuple[int, int]) -> Dict[str, Any]:
