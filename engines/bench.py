@@ -303,19 +303,39 @@ def _compare_with_first(results: List[BenchResult]) -> None:
 
 def format_table(results: Sequence[BenchResult]) -> str:
     """A plain-text table: MACs, params, engine and end-to-end latency, speedup vs MAC ratio."""
-    header = (f"{'model':<28} {'backend':<16} {'MACs':>8} {'params':>8} {'mean ms':>8} "
+    header = (f"{'model':<28} {'backend':<16} {'input':>9} {'MACs':>8} {'params':>8} {'mean ms':>8} "
               f"{'p50':>7} {'p90':>7} {'p99':>7} {'FPS':>7} {'e2e ms':>7} {'e2e p90':>7} "
               f"{'speedup':>7} {'MACs x':>7}")
     lines = [header, "-" * len(header)]
     for r in results:
         name = os.path.basename(r.model)
         lines.append(
-            f"{name[-28:]:<28} {(r.backend + '/' + r.device)[:16]:<16} {human_count(r.macs):>8} "
+            f"{name[-28:]:<28} {(r.backend + '/' + r.device)[:16]:<16} {_size_text(r):>9} "
+            f"{human_count(r.macs):>8} "
             f"{human_count(r.params):>8} {r.engine.mean_ms:8.2f} {r.engine.p50_ms:7.2f} "
             f"{r.engine.p90_ms:7.2f} {r.engine.p99_ms:7.2f} {r.engine.fps:7.1f} "
             f"{r.end_to_end.mean_ms:7.2f} {r.end_to_end.p90_ms:7.2f} "
             f"{_ratio(r.speedup):>7} {_ratio(r.macs_ratio):>7}")
+    warning = resolution_warning(results)
+    if warning:
+        lines.append(f"warning: {warning}")
     return "\n".join(lines)
+
+
+def _size_text(result: BenchResult) -> str:
+    return "x".join(str(v) for v in result.input_shape[-2:]) if len(result.input_shape) >= 2 else "?"
+
+
+def resolution_warning(results: Sequence[BenchResult]) -> Optional[str]:
+    """A note when the models ran at different input sizes: their speedup then mixes the
+    resolution's cost with the architecture's (a 256x256 teacher vs a 128x128 student is 4x more
+    pixels before any compression)."""
+    sizes = {_size_text(r) for r in results}
+    if len(sizes) <= 1:
+        return None
+    return (f"the models ran at different input sizes ({', '.join(sorted(sizes))}); speedups and MAC "
+            "ratios compare resolutions as well as architectures. Use --size HxW (dynamic models) or "
+            "models exported at one size for a like-for-like comparison")
 
 
 def human_count(value: Optional[float], missing: str = "-") -> str:
@@ -362,6 +382,9 @@ def write_json(path: str, results: Sequence[BenchResult], settings: Dict[str, An
                force: bool = False) -> None:
     document = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "settings": settings,
                 "environment": environment(), "results": [asdict(r) for r in results]}
+    warning = resolution_warning(results)
+    if warning:
+        document["warning"] = warning
     _write_text(path, json.dumps(document, indent=2) + "\n", force)
 
 

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from engines.bench import (BenchmarkCancelled, LatencyStats, format_table, main, parse_size,
-                           run_benchmark)
+                           run_benchmark, write_json)
 from engines.factory import open_engine
 
 
@@ -19,7 +19,9 @@ def test_cli_writes_table_json_csv_and_plot(tiny_models, tmp_path, capsys):
     assert main(argv) == 0
     table = capsys.readouterr().out
     assert "teacher.onnx" in table and "student_dynamic.onnx" in table and "1.00x" in table
+    assert " 64x64 " in table and "warning" not in table  # one input size: nothing to warn about
     document = json.loads(out["json"].read_text())
+    assert "warning" not in document
     first, second = document["results"]
     assert document["settings"]["runs"] == 3 and "onnxruntime" in document["environment"]
     assert first["macs"] == 64_151_552 and second["macs"] == 27_877_376
@@ -140,3 +142,17 @@ def test_unwritable_outputs_are_refused_before_benchmarking(tiny_models, tmp_pat
     for flag in ("--json", "--csv"):
         assert main([str(tiny_models["student.onnx"]), flag, str(blocker / "out")]) == 2
         assert f"cannot write {blocker / 'out'}" in capsys.readouterr().err
+
+
+def test_models_at_different_sizes_are_flagged(tiny_models, tmp_path, capsys):
+    """A dynamic student run at 96x96 next to a 64x64 teacher: the table shows both sizes and
+    warns that the speedup mixes resolution with architecture."""
+    teacher, student = str(tiny_models["teacher.onnx"]), str(tiny_models["student_dynamic.onnx"])
+    out = tmp_path / "mixed.json"
+    results = run_benchmark([teacher], warmup=0, runs=1, threads=1) + run_benchmark(
+        [student], warmup=0, runs=1, threads=1, size=(96, 96))
+    table = format_table(results)
+    assert " 64x64 " in table and " 96x96 " in table
+    assert "warning: the models ran at different input sizes (64x64, 96x96)" in table
+    write_json(str(out), results, {})
+    assert "different input sizes" in json.loads(out.read_text())["warning"]
