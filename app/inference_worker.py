@@ -21,6 +21,7 @@ from PyQt6.QtCore import QObject, QThread, pyqtSignal, pyqtSlot
 from PyQt6.QtGui import QImage
 
 from app.image_io import numpy_to_qimage
+from engines.preprocess import output_problem
 from engines.base import Engine
 from engines.factory import open_engine
 from engines.preprocess import Preprocessor, make_preprocessor
@@ -206,12 +207,13 @@ class InferenceWorker(QObject):
         prepared = time.perf_counter()
         output = self._engine.infer(batch)
         inferred = time.perf_counter()
-        image = numpy_to_qimage(self._prepare.to_image(output))
+        problem = output_problem(output, self._prepare.resolution)  # shown, never hidden
+        image = numpy_to_qimage(self._prepare.to_image(np.nan_to_num(output) if problem else output))
         done = time.perf_counter()
         return image, {"pre_ms": (prepared - start) * 1e3, "infer_ms": (inferred - prepared) * 1e3,
                        "post_ms": (done - inferred) * 1e3, "total_ms": (done - start) * 1e3,
                        "wait_ms": (start - request.submitted_s) * 1e3,
-                       "version": request.version, "submitted_s": request.submitted_s}
+                       "version": request.version, "submitted_s": request.submitted_s, "problem": problem}
 
     @pyqtSlot()
     def _shutdown(self) -> None:

@@ -59,6 +59,7 @@ class MainWindow(WindowActions, WindowFiles, QMainWindow):
         self._last_request: Optional[RenderRequest] = None
         self._rng = random.Random(seed)
         self._benchmark: Optional[BenchmarkDialog] = None
+        self._last_problem: Dict[str, Optional[str]] = {}
 
         self.label_map = LabelMap(256, 256, fill_value=0)
         self.canvas = CanvasWidget(self.label_map, self._colorize, value=0, erase_value=0)
@@ -86,6 +87,7 @@ class MainWindow(WindowActions, WindowFiles, QMainWindow):
             worker.opened.connect(lambda info, n=name: self._on_opened(n, info))
             worker.failed.connect(lambda message, n=name: self._on_failed(n, message))
             worker.rendered.connect(self.panes[name].show_result)
+            worker.rendered.connect(lambda _id, _image, timings, n=name: self._check_output(n, timings))
             self.workers[name] = (worker, thread)
         self._build_actions()
         self.resize(1560, 600)
@@ -208,7 +210,7 @@ class MainWindow(WindowActions, WindowFiles, QMainWindow):
         they do not change."""
         kind = model_files.canvas_kind(metadata)
         palette = load_palette(metadata["palette"]) if kind == "label" else None
-        height, width = (int(v) for v in (metadata.get("resolution") or (256, 256)))
+        height, width = model_files.model_resolution(metadata)
         same = (kind == self.kind and (palette.name if palette else None) ==
                 (self.palette.name if self.palette else None) and self.label_map.shape == (height, width))
         self.kind, self.palette = kind, palette
@@ -272,6 +274,13 @@ class MainWindow(WindowActions, WindowFiles, QMainWindow):
             self.workers[name][0].submit(last)  # same id as the other pane: they stay in step
         else:
             self.submit_render(force=True)
+
+    def _check_output(self, name: str, timings: Dict[str, Any]) -> None:
+        """A NaN / wrong-size output is flagged in the status bar (the pane's overlay says it too)."""
+        problem = timings.get("problem")
+        if problem and problem != self._last_problem.get(name):
+            self.statusBar().showMessage(f"{name} model: bad output: {problem}", 15000)
+        self._last_problem[name] = problem
 
     def _on_failed(self, name: str, message: str) -> None:
         self.panes[name].set_status("error: see the status bar")

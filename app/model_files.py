@@ -11,6 +11,7 @@ import json
 import os
 from typing import Any, Dict, List, Optional, Tuple
 
+from engines.base import MAX_MODEL_SIDE
 from engines.factory import BACKEND_EXTENSIONS, extension_of
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -166,6 +167,7 @@ def how_to_add_metadata(path: str) -> str:
 def require_kind(path: str, metadata: Dict[str, Any]) -> str:
     """`canvas_kind` of a model file, or a one-line ValueError that names the file and the
     command adding its metadata (an official .pth has none: its kind is never guessed)."""
+    model_resolution(metadata, path)  # a bounded canvas size, checked before anything is allocated
     try:
         return canvas_kind(metadata)
     except ValueError as error:
@@ -174,6 +176,22 @@ def require_kind(path: str, metadata: Dict[str, Any]) -> str:
         raise ValueError(f"{path} carries no input kind or palette (no project metadata), so the app "
                          f"cannot tell what to draw for it; add them with: "
                          f"{how_to_add_metadata(path)}") from None
+
+
+def model_resolution(metadata: Dict[str, Any], path: str = "the model") -> Tuple[int, int]:
+    """(height, width) of the canvas for a model: its metadata ``resolution`` (default 256x256),
+    bounded like the exporter's dynamic sizes, so a file claiming 100000x100000 cannot make the
+    app allocate gigabytes. ValueError naming the file otherwise."""
+    value = metadata.get("resolution") or (256, 256)
+    try:
+        height, width = (int(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: metadata resolution {value!r} is not [height, width]") from None
+    if not (1 <= height <= MAX_MODEL_SIDE and 1 <= width <= MAX_MODEL_SIDE):
+        raise ValueError(f"{path}: metadata resolution {height}x{width} is outside 1..{MAX_MODEL_SIDE} "
+                         "pixels per side; re-export the model at its real size (python -m export.onnx "
+                         "--size HxW)")
+    return height, width
 
 
 def is_placeholder(metadata: Dict[str, Any]) -> bool:

@@ -56,6 +56,7 @@ class ResultPane(QWidget):
         self._announced_id = -1
         self.info: Dict[str, Any] = {}
         self.status = "loading model..."
+        self.problem: Optional[str] = None  # what is wrong with the last output (NaN, size), if anything
         self.infer_ema, self.total_ema = LatencyEma(), LatencyEma()
         self.frames = 0
         self.setMinimumSize(QSize(200, 200))
@@ -82,13 +83,14 @@ class ResultPane(QWidget):
             return
         self.request_id = request_id
         self.image = image
+        self.problem = timings.get("problem")  # NaN / wrong-size outputs are flagged, not hidden
         self.infer_ema.add(timings["infer_ms"])
         self.total_ema.add(timings["total_ms"])
         self.frames += 1
         self.update()
 
     def clear_result(self) -> None:
-        self.image, self.request_id, self._announced_id = None, -1, -1
+        self.image, self.request_id, self._announced_id, self.problem = None, -1, -1, None
         self.update()
 
     # -- overlay text ----------------------------------------------------------------------
@@ -101,6 +103,8 @@ class ResultPane(QWidget):
                          f" \u00b7 {meta.get('arch', '?')}")
             lines.append(f"MACs {human_count(meta.get('macs'), '?')} \u00b7 "
                          f"params {human_count(meta.get('params'), '?')}")
+        if self.problem:
+            lines.append(f"\u26a0 bad output: {self.problem}")
         if self.status:
             lines.append(self.status)
         elif self.total_ema.value_ms is not None:

@@ -20,6 +20,7 @@ INPUT_NAME, OUTPUT_NAME = "input", "output"  # tensor names of every exported ge
 # table, but that module imports torch).
 SPADE_UPSAMPLINGS = {"normal": 5, "more": 6, "most": 7}
 RESNET_MULTIPLE = 4  # two stride-2 downsamplings
+MAX_MODEL_SIDE = 8192  # largest height or width a model may claim (export bound; the app's canvas)
 
 
 def model_family(metadata: Dict[str, Any]) -> Optional[str]:

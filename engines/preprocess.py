@@ -168,6 +168,21 @@ def tensor_to_image(output: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.rint(pixels), dtype=np.uint8)
 
 
+def output_problem(output: np.ndarray, expected_hw: Optional[Tuple[int, int]] = None) -> Optional[str]:
+    """What is wrong with a generator output, in words (None when nothing is): not finite values,
+    a shape other than [1, 3, H, W] / [1, 1, H, W], or a size other than ``expected_hw``."""
+    output = np.asarray(output)
+    if output.ndim != 4 or output.shape[0] != 1 or output.shape[1] not in (1, 3):
+        return f"output shape {tuple(output.shape)}, expected [1, 3, H, W]"
+    finite = np.isfinite(output)
+    if not finite.all():
+        return f"{1.0 - float(finite.mean()):.1%} of the output values are NaN or infinite"
+    if expected_hw is not None and tuple(output.shape[2:]) != tuple(expected_hw):
+        return (f"output is {output.shape[2]}x{output.shape[3]}, but the model runs at "
+                f"{expected_hw[0]}x{expected_hw[1]}")
+    return None
+
+
 # ----------------------------------------------------------------------------- per model
 
 class Preprocessor:

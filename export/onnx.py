@@ -39,7 +39,7 @@ from compress.checkpoints import (INPUT_KINDS, CheckpointError, atomic_write, de
                                   generator_metadata, load_generator)
 from compress.models import arch_name, build_generator, extract_subnet
 from compress.models.spade import PaddedBatchNorm2d
-from engines.base import INPUT_NAME, OUTPUT_NAME
+from engines.base import INPUT_NAME, MAX_MODEL_SIDE, OUTPUT_NAME
 from engines.onnx_engine import read_onnx_metadata
 from export.onnx_passes import (TARGET_IR_VERSION, TARGET_OPSET, OnnxCompatibilityError,
                                 check_deployable, downgrade_to_opset17, io_shape, op_counts,
@@ -50,7 +50,7 @@ EXPORTERS = ("auto", "torchscript", "dynamo")
 REFLECT_PAD_MODES = ("keep", "slice")
 OUTPUT_CONV_MODES = ("keep", "s2d")
 DEFAULT_ATOL = 1e-4  # fp32 ONNX Runtime vs PyTorch
-MAX_SIDE = 8192  # largest H or W a dynamic export accepts (dynamo needs a bound)
+MAX_SIDE = MAX_MODEL_SIDE  # largest H or W a dynamic export accepts (dynamo needs a bound)
 
 __all__ = ["export_onnx", "check_onnx", "image_input", "example_input", "deployable_model",
            "export_metadata", "check_sizes", "multiple_of", "read_onnx_metadata",

@@ -178,3 +178,26 @@ def test_sketch_models_get_a_pen_on_white_paper(qtbot, tiny_models, tmp_path):
     assert window.engine_info["original"]["mode"] == "sketch"
     wait_rendered(qtbot, window)
     window.shutdown()
+
+
+def test_nan_and_wrong_size_outputs_are_flagged(qtbot, tiny_models):
+    """Outputs that are NaN or of the wrong size used to be displayed and saved silently."""
+    from tests.app.conftest import SlowEngine
+
+    class BadEngine(SlowEngine):
+        def _run(self, batch):
+            out = np.zeros((1, 3) + batch.shape[2:], np.float32)
+            if self.path.endswith("original.onnx"):
+                out[:, :, :4] = np.nan
+                return out
+            return out[:, :, ::2, ::2]  # half the size the model claims
+
+    def opener(path, backend=None, device=None, threads=None, **options):
+        return BadEngine(path, 0.0, [])
+    window = open_window(qtbot, tiny_models["original.onnx"], tiny_models["compressed.onnx"], opener=opener)
+    original, compressed = window.panes["original"], window.panes["compressed"]
+    assert "NaN or infinite" in original.problem
+    assert any("bad output" in line for line in original.overlay_lines())
+    assert compressed.problem == "output is 32x32, but the model runs at 64x64"
+    assert "bad output" in window.statusBar().currentMessage()
+    window.shutdown()

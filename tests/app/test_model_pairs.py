@@ -165,3 +165,15 @@ def test_colour_lookup_matches_the_nearest_colour_rule():
     assert np.array_equal(ids, expected) and np.array_equal(palette.to_ids(rgb), expected)
     np.testing.assert_allclose(distance.ravel(), np.sqrt(squared.min(1)), rtol=1e-6)
     assert Path(model_files.SAMPLES_DIR).is_dir()
+
+
+def test_a_huge_claimed_resolution_is_refused_before_allocating(tiny_models, tmp_path, capsys):
+    """A dynamic ONNX whose metadata says 100000x100000 made the app allocate ~10 GB and abort."""
+    huge = [with_metadata(tiny_models[f"{n}.onnx"], tmp_path / f"{n}_huge.onnx", resolution=[100000, 100000])
+            for n in PANES]
+    assert app_main(["--original", str(huge[0]), "--compressed", str(huge[1]), "--screenshot",
+                     str(tmp_path / "x.png")]) == 3
+    assert "metadata resolution 100000x100000 is outside 1..8192" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="not \\[height, width\\]"):
+        model_files.model_resolution({"resolution": "big"})
+    assert model_files.model_resolution({}) == (256, 256)
