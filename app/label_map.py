@@ -135,13 +135,18 @@ class LabelMap:
         return True
 
     def reset(self, fill_value: Optional[int] = None, height: Optional[int] = None,
-              width: Optional[int] = None) -> None:
-        """Start a new document (another model resolution or mode): history is dropped."""
+              width: Optional[int] = None, initial: Optional[np.ndarray] = None) -> None:
+        """Start a new document (another model resolution or mode): history is dropped. The map
+        is ``fill_value`` everywhere, or ``initial`` (e.g. the old drawing, rescaled)."""
         if fill_value is not None:
             self.fill_value = int(fill_value)
+        if initial is not None:
+            height, width = np.asarray(initial).shape[:2]
         height = height or self._ids.shape[0]
         width = width or self._ids.shape[1]
         self._ids = np.full((height, width), self.fill_value, dtype=np.uint8)
+        if initial is not None:
+            self._ids[...] = np.asarray(initial, dtype=np.uint8)
         self._undo.clear()
         self._redo.clear()
         self._in_stroke = False

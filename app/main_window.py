@@ -22,6 +22,7 @@ from app.inference_worker import EngineOpener, RenderRequest, start_worker, stop
 from app.label_map import LabelMap
 from app.palette_panel import INK, PAPER, PalettePanel, palette_swatches, sketch_swatches
 from app.result_pane import ResultPane
+from app.status_line import StatusLine
 from app.window_actions import WindowActions
 from app.window_files import PANES, WindowFiles, info_line
 from compress.palettes import Palette, load_palette
@@ -115,7 +116,8 @@ class MainWindow(WindowActions, WindowFiles, QMainWindow):
         outer.addWidget(self.banner)
         outer.addLayout(row, stretch=1)
         self.setCentralWidget(central)
-        self.statusBar().showMessage("Draw on the canvas; both generators render live.")
+        self.status_line = StatusLine(self.statusBar())
+        self.status_line.info("Draw on the canvas; both generators render live.")
 
     # -- models --------------------------------------------------------------------------------
     def open_models(self, original: str, compressed: str) -> None:
@@ -138,7 +140,7 @@ class MainWindow(WindowActions, WindowFiles, QMainWindow):
     def open_pair(self, pair: "model_pairs.ModelPair") -> None:
         """Both panes on a pair (Model > Pair); the canvas follows its input kind."""
         self.open_models(pair.original, pair.compressed)
-        self.statusBar().showMessage(f"opened the {pair.name} pair", 5000)
+        self.status_line.info(f"opened the {pair.name} pair", 5000)
 
     def open_pair_guarded(self, pair: "model_pairs.ModelPair") -> None:
         self._guarded(f"Open the {pair.name} pair", lambda: self.open_pair(pair))
@@ -211,8 +213,12 @@ class MainWindow(WindowActions, WindowFiles, QMainWindow):
         kind = model_files.canvas_kind(metadata)
         palette = load_palette(metadata["palette"]) if kind == "label" else None
         height, width = model_files.model_resolution(metadata)
-        same = (kind == self.kind and (palette.name if palette else None) ==
-                (self.palette.name if self.palette else None) and self.label_map.shape == (height, width))
+        same_kind = kind == self.kind and (palette.name if palette else None) == (
+            self.palette.name if self.palette else None)
+        same = same_kind and self.label_map.shape == (height, width)
+        if same_kind and not same and self.request_id > 0:  # only the size changes: keep the drawing
+            self._rescale_drawing(height, width)
+            same = True
         self.kind, self.palette = kind, palette
         if kind == "label":
             assert palette is not None
@@ -234,6 +240,17 @@ class MainWindow(WindowActions, WindowFiles, QMainWindow):
         what = f"'{palette.name}' labels" if palette else "sketch (black pen on white paper)"
         self.canvas_caption.setText(f"<b>Canvas</b>: {what}, {height}x{width} model pixels")
         self._update_history_actions()
+
+    def _rescale_drawing(self, height: int, width: int) -> None:
+        """Nearest-neighbour rescale of the drawing to a model of another resolution (labels stay
+        labels); the undo history restarts at the rescaled drawing, and the status bar says so."""
+        from engines.preprocess import resize_label_map
+        old_height, old_width = self.label_map.shape
+        self.label_map.reset(initial=resize_label_map(self.label_map.ids, (height, width)))
+        self.canvas.refresh()
+        self._submitted_version = -1
+        self.status_line.info(f"drawing rescaled from {old_height}x{old_width} to {height}x{width} for this "
+                              "model (undo history starts here)", 10000)
 
     def _colorize(self, ids: np.ndarray) -> np.ndarray:
         if self.kind == "label" and self.palette is not None:
@@ -266,7 +283,7 @@ class MainWindow(WindowActions, WindowFiles, QMainWindow):
         self.engine_info[name] = info
         self.panes[name].set_engine_info(info)
         if len(self.engine_info) == len(PANES):
-            self.statusBar().showMessage(
+            self.status_line.info(
                 f"original: {info_line(self.engine_info['original'])} | compressed: "
                 f"{info_line(self.engine_info['compressed'])}")
         last = self._last_request
@@ -279,7 +296,7 @@ class MainWindow(WindowActions, WindowFiles, QMainWindow):
         """A NaN / wrong-size output is flagged in the status bar (the pane's overlay says it too)."""
         problem = timings.get("problem")
         if problem and problem != self._last_problem.get(name):
-            self.statusBar().showMessage(f"{name} model: bad output: {problem}", 15000)
+            self.status_line.error(f"{name} model: bad output: {problem}")
         self._last_problem[name] = problem
 
     def _on_failed(self, name: str, message: str) -> None:
@@ -289,7 +306,7 @@ class MainWindow(WindowActions, WindowFiles, QMainWindow):
     def show_error(self, title: str, message: str) -> None:
         """Report without blocking: status bar, stderr-visible list, a window-modal box."""
         self.errors.append(message)
-        self.statusBar().showMessage(message, 15000)
+        self.status_line.error(message)
         if self.isVisible():
             box = QMessageBox(QMessageBox.Icon.Warning, title, message, parent=self)
             box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -305,6 +322,13 @@ class MainWindow(WindowActions, WindowFiles, QMainWindow):
     def _on_edited(self) -> None:
         if self.live and not self.render_timer.isActive():
             self.render_timer.start()  # throttle: the first edit starts the clock
+        elif not self.live:
+            self._mark_stale()
+
+    def _mark_stale(self) -> None:
+        """Live rendering is off and the canvas changed: the outputs no longer show it."""
+        for name in PANES:
+            self.panes[name].set_stale(True)
 
     def _on_stroke_finished(self) -> None:
         self._update_history_actions()
@@ -344,13 +368,15 @@ class MainWindow(WindowActions, WindowFiles, QMainWindow):
         name = (self.palette.name_of(value) if self.palette is not None and value in self.palette.ids
                 else ("ink" if value < 128 else "paper"))
         dropped = sum(worker.dropped for worker, _ in self.workers.values())
-        self.statusBar().showMessage(f"x {x}, y {y}: {name} | stale requests dropped: {dropped}")
+        self.status_line.show_pointer(f"x {x}, y {y}: {name} | stale requests dropped: {dropped}")
 
     def _after_map_change(self) -> None:
         self.canvas.refresh()
         self._update_history_actions()
         if self.live:
             self.submit_render()
+        else:
+            self._mark_stale()
 
     def undo(self) -> None:
         if self.label_map.undo():
@@ -395,7 +421,7 @@ class MainWindow(WindowActions, WindowFiles, QMainWindow):
 
     def show_shortcuts(self) -> None:
         text = ("<b>Tools</b>: B brush, E eraser, F fill, R rectangle, L line; right-drag erases; "
-                "mouse wheel: brush size<br><b>Classes</b>: 1-9, 0<br><b>Edit</b>: Ctrl+Z undo, "
+                "mouse wheel: brush size<br><b>Classes</b>: 1-9, 0, -, =<br><b>Edit</b>: Ctrl+Z undo, "
                 "Ctrl+Shift+Z redo, Ctrl+Backspace clear<br><b>Render</b>: Ctrl+L live on/off, "
                 "Ctrl+Return render now<br><b>Files</b>: Ctrl+O open, Ctrl+N random sample, Ctrl+S "
                 "save label map, Ctrl+Shift+S save outputs<br><b>Benchmark</b>: Ctrl+B")

@@ -30,9 +30,12 @@ def sketch_swatches() -> List[Swatch]:
     return [(INK, "ink", (0, 0, 0)), (PAPER, "paper (erase)", (255, 255, 255))]
 
 
+SWATCH_KEYS = "1234567890-="  # the number row: facades' 12 classes all get a key
+
+
 def digit_label(index: int) -> str:
-    """The key that selects swatch ``index``: 1..9, then 0 for the tenth, none after."""
-    return str((index + 1) % 10) if index < 10 else ""
+    """The key that selects swatch ``index``: 1..9, 0, then - and = (the number row), none after."""
+    return SWATCH_KEYS[index] if index < len(SWATCH_KEYS) else ""
 
 
 class PalettePanel(QWidget):
@@ -82,7 +85,10 @@ class PalettePanel(QWidget):
         """Replace the swatches; ``selected`` is the value to check (default the first)."""
         for button in self.buttons:
             self.group.removeButton(button)
-            button.deleteLater()
+        while self._swatch_layout.count():  # buttons and the trailing stretch: nothing accumulates
+            item = self._swatch_layout.takeAt(0)
+            if item.widget() is not None:
+                item.widget().deleteLater()
         self.swatches, self.buttons = list(swatches), []
         self.title.setText(f"<b>{title}</b>")
         for index, (value, name, color) in enumerate(self.swatches):

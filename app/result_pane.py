@@ -57,6 +57,7 @@ class ResultPane(QWidget):
         self.info: Dict[str, Any] = {}
         self.status = "loading model..."
         self.problem: Optional[str] = None  # what is wrong with the last output (NaN, size), if anything
+        self.stale = False  # live rendering off and the canvas changed since this output
         self.infer_ema, self.total_ema = LatencyEma(), LatencyEma()
         self.frames = 0
         self.setMinimumSize(QSize(200, 200))
@@ -84,10 +85,16 @@ class ResultPane(QWidget):
         self.request_id = request_id
         self.image = image
         self.problem = timings.get("problem")  # NaN / wrong-size outputs are flagged, not hidden
+        self.stale = False
         self.infer_ema.add(timings["infer_ms"])
         self.total_ema.add(timings["total_ms"])
         self.frames += 1
         self.update()
+
+    def set_stale(self, stale: bool) -> None:
+        if stale != self.stale:
+            self.stale = stale
+            self.update()
 
     def clear_result(self) -> None:
         self.image, self.request_id, self._announced_id, self.problem = None, -1, -1, None
@@ -105,6 +112,8 @@ class ResultPane(QWidget):
                          f"params {human_count(meta.get('params'), '?')}")
         if self.problem:
             lines.append(f"\u26a0 bad output: {self.problem}")
+        if self.stale and self.image is not None:
+            lines.append("\u23f8 stale: the canvas changed (Ctrl+Return renders)")
         if self.status:
             lines.append(self.status)
         elif self.total_ema.value_ms is not None:

@@ -11,6 +11,7 @@ from PyQt6.QtGui import QAction, QActionGroup, QKeySequence, QShortcut
 
 from app import model_files, model_pairs
 from app.canvas import TOOLS
+from app.palette_panel import SWATCH_KEYS
 
 TOOL_KEYS = {"brush": "B", "eraser": "E", "fill": "F", "rectangle": "R", "line": "L"}
 FILE_TEXTS = {  # canvas kind -> (open, save) menu texts
@@ -43,10 +44,11 @@ class WindowActions:
         menu.addMenu("&Benchmark").addAction(self._action("&Run benchmark...", self.open_benchmark, "Ctrl+B"))
         menu.addMenu("&Help").addAction(self._action("&Keyboard shortcuts", self.show_shortcuts, "F1"))
         self._build_toolbar()
-        # Digits select swatches (1..9, 0 = tenth), as class keys in paint programs.
-        for index in range(10):
-            shortcut = QShortcut(QKeySequence(str((index + 1) % 10)), self)
+        # The number row selects swatches (1..9, 0, -, =), as class keys in paint programs.
+        for index, key in enumerate(SWATCH_KEYS):
+            shortcut = QShortcut(QKeySequence(key), self)
             shortcut.activated.connect(lambda i=index: self.palette_panel.select_index(i))
+        QShortcut(QKeySequence("Esc"), self).activated.connect(self.status_line.dismiss)
         self._update_history_actions()
         self._update_file_actions()
 

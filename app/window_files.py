@@ -31,7 +31,7 @@ class WindowFiles:
 
     def open_label_map(self, path: str) -> None:
         self.load_map(self.read_map_file(path))
-        self.statusBar().showMessage(f"opened {path}", 5000)
+        self.status_line.info(f"opened {path}", 5000)
 
     def random_sample(self) -> Optional[str]:
         samples = model_files.samples_for(self.metadata.get("original", {}), self.kind)

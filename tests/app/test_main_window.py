@@ -83,12 +83,16 @@ def test_wheel_and_slider_set_the_brush_size(qtbot, window):
 def test_live_off_renders_only_on_demand(qtbot, window):
     window.set_live(False)
     shown = window.panes["original"].request_id
+    assert not window.panes["original"].stale
     drag(qtbot, window.canvas, [(5, 50), (60, 50)])
     qtbot.wait(300)
     assert window.panes["original"].request_id == shown
+    assert all(window.panes[n].stale for n in PANES)  # the outputs say they are out of date
+    assert any("stale" in line for line in window.panes["compressed"].overlay_lines())
     window.render_action.trigger()
     wait_rendered(qtbot, window)
     assert window.request_log[window.request_id][0] == window.label_map.version
+    assert not any(window.panes[n].stale for n in PANES)
 
 
 def test_stale_requests_are_dropped_and_drawing_never_waits(qtbot, tiny_models, slow_opener):
@@ -201,3 +205,39 @@ def test_nan_and_wrong_size_outputs_are_flagged(qtbot, tiny_models):
     assert compressed.problem == "output is 32x32, but the model runs at 64x64"
     assert "bad output" in window.statusBar().currentMessage()
     window.shutdown()
+
+
+def test_errors_stay_until_dismissed_and_the_pointer_has_its_own_label(qtbot, window):
+    window.show_error("Test", "something failed: see here")
+    window._on_hover(3, 4, 1)  # a mouse move used to overwrite the error
+    window.status_line.info("opened x", 5000)  # an info message waits behind it
+    assert window.statusBar().currentMessage() == "something failed: see here"
+    assert window.status_line.pointer.text().startswith("x 3, y 4: ")
+    assert window.status_line.dismiss_button.isVisible()
+    window.status_line.dismiss_button.click()
+    assert window.statusBar().currentMessage() == "" and window.status_line.pending_error is None
+    assert not window.status_line.dismiss_button.isVisible()
+
+
+def test_a_model_of_another_resolution_rescales_the_drawing(qtbot, window, tiny_models, tmp_path):
+    drag(qtbot, window.canvas, [(8, 8), (40, 8)])
+    drawn = window.label_map.ids.copy()
+    bigger = with_metadata(tiny_models["compressed.onnx"], tmp_path / "big.onnx", resolution=[128, 128])
+    window.open_model("original", str(bigger))
+    assert window.label_map.shape == (128, 128)
+    assert (window.label_map.ids[::2, ::2] == drawn).all()  # nearest x2: the same drawing, not wiped
+    assert "rescaled from 64x64 to 128x128" in window.statusBar().currentMessage()
+
+
+def test_palette_panel_keeps_its_layout_and_every_facades_class_has_a_key(qtbot, window):
+    panel = window.palette_panel
+    count = panel._swatch_layout.count()
+    for _ in range(3):
+        window._setup_document(window.metadata["original"])
+        window.request_id = 0  # force the swatches to be rebuilt, as a model switch does
+        window._setup_document(window.metadata["original"])
+    assert panel._swatch_layout.count() == count  # no spacer piles up per switch
+    keys = [button.text().rsplit("[", 1)[-1].rstrip("]") for button in panel.buttons]
+    assert keys == list("1234567890-=")[:len(panel.buttons)] and len(panel.buttons) == 12
+    qtbot.keyClick(window, Qt.Key.Key_Equal)
+    assert panel.selected_value == panel.swatches[11][0]
