@@ -19,6 +19,7 @@ from engines.preprocess import resize_image, resize_label_map
 
 # Qt flags combine with |, which vermin mistakes for a 3.10 union type: hence novermin.
 CAPTION_ALIGNMENT = Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop  # novermin
+CAPTION_FLAGS = int(CAPTION_ALIGNMENT.value) | int(Qt.TextFlag.TextWordWrap.value)  # wrap, never clip
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp)"
 
 
@@ -177,7 +178,7 @@ def composite(images: Sequence[Optional[QImage]], titles: Sequence[str], height:
               gap: int = 8) -> QImage:
     """Images side by side at ``height`` px with a caption strip under each (missing images
     are left gray): the "input | original | compressed" figure of the File menu."""
-    caption = 22
+    caption = 54  # three lines of wrapped text: name, backend and model, latency
     widths: List[int] = []
     for image in images:
         aspect = image.width() / image.height() if image is not None and not image.isNull() else 1.0
@@ -193,7 +194,7 @@ def composite(images: Sequence[Optional[QImage]], titles: Sequence[str], height:
         else:
             painter.drawImage(left, gap, image.scaled(width, height))
         painter.setPen(QColor(30, 30, 30))
-        painter.drawText(QRectF(left, gap + height + 4, width, caption), CAPTION_ALIGNMENT, title)
+        painter.drawText(QRectF(left + 2, gap + height + 4, width - 4, caption), CAPTION_FLAGS, title)
         left += width + gap
     painter.end()
     return sheet

@@ -21,13 +21,13 @@ from PyQt6.QtCore import QObject, QThread, pyqtSignal, pyqtSlot
 from PyQt6.QtGui import QImage
 
 from app.image_io import numpy_to_qimage
-from engines.preprocess import output_problem
 from engines.base import Engine
 from engines.factory import open_engine
-from engines.preprocess import Preprocessor, make_preprocessor
+from engines.preprocess import Preprocessor, make_preprocessor, output_problem
 
 # open_engine's signature; tests pass a fake that builds a slow engine.
 EngineOpener = Callable[..., Engine]
+WARMUP_RUNS = 3  # inferences on a blank input when a model opens, before any figure is shown
 
 
 class RenderRequest:
@@ -167,9 +167,12 @@ class InferenceWorker(QObject):
                 options["spinning"] = False
             engine = self._opener(path, backend=backend, device=device, threads=threads, **options)
             prepare = make_preprocessor(engine.metadata, engine.input_spec)
-            # One warm-up run: the first inference allocates buffers and picks kernels, which
-            # would otherwise make the user's first stroke look slow.
-            engine.infer(np.zeros((1, engine.input_spec.channels) + prepare.resolution, np.float32))
+            # Warm-up runs: the first inferences allocate buffers and pick kernels (ONNX Runtime's
+            # first two runs, TensorRT's lazy tactics), which would otherwise make the user's first
+            # strokes look slow and the first latency figures wrong.
+            blank = np.zeros((1, engine.input_spec.channels) + prepare.resolution, np.float32)
+            for _ in range(WARMUP_RUNS):
+                engine.infer(blank)
         except Exception as error:  # noqa: BLE001 - any backend error becomes a message, not a crash
             self._close_engine()
             self.failed.emit(f"{self.name}: cannot open {path}: {error}")

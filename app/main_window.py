@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtGui import QCloseEvent
-from PyQt6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QMessageBox, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QMessageBox, QSizePolicy, QVBoxLayout, QWidget
 
 from app import model_files, model_pairs
 from app.benchmark_dialog import BenchmarkDialog
@@ -45,7 +45,8 @@ class MainWindow(WindowActions, WindowFiles, QMainWindow):
                  worker_nice: int = 0):
         super().__init__()
         self.backend, self.device, self.threads = backend, device, threads
-        self.paths: Dict[str, str] = {}
+        self.paths: Dict[str, str] = {}  # the files the panes run (maybe a backend's sibling)
+        self.opened_paths: Dict[str, str] = {}  # the files the user opened
         self.metadata: Dict[str, Dict[str, Any]] = {}
         self.engine_info: Dict[str, Dict[str, Any]] = {}
         self.errors: List[str] = []
@@ -104,6 +105,8 @@ class MainWindow(WindowActions, WindowFiles, QMainWindow):
         row.addWidget(self.palette_panel)
         for caption, widget in ((self.canvas_caption, self.canvas),
                                 *((self.pane_captions[n], self.panes[n]) for n in PANES)):
+            # a long file name is clipped (full path in the tooltip) instead of widening its column
+            caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
             column = QVBoxLayout()
             column.addWidget(caption)
             column.addWidget(widget, stretch=1)
@@ -133,6 +136,7 @@ class MainWindow(WindowActions, WindowFiles, QMainWindow):
         if problem:
             raise model_files.PairMismatch(problem)
         self.pair_name = _pair_name_of(original, compressed)
+        self.opened_paths = {"original": original, "compressed": compressed}
         self._setup_document(metadata["original"])
         for name, path in (("original", original), ("compressed", compressed)):
             self._open_pane(name, path, metadata[name])
@@ -170,6 +174,7 @@ class MainWindow(WindowActions, WindowFiles, QMainWindow):
             self._setup_document(metadata)
         paths = dict(self.paths, **{name: path})
         self.pair_name = _pair_name_of(paths.get("original", ""), paths.get("compressed", ""))
+        self.opened_paths[name] = path
         self._open_pane(name, path, metadata)
         self._update_file_actions()
 
@@ -198,8 +203,9 @@ class MainWindow(WindowActions, WindowFiles, QMainWindow):
     def set_backend(self, backend: Optional[str]) -> None:
         """Reopen both models with ``backend``, using sibling files (model.onnx <->
         model.safetensors) where the current file is for another backend."""
-        try:
-            paths = {name: model_files.resolve_for_backend(self.paths[name], backend) for name in PANES}
+        try:  # "auto" goes back to the files the user opened (a .onnx after a torch detour)
+            chosen = self.opened_paths if backend is None else self.paths
+            paths = {name: model_files.resolve_for_backend(chosen[name], backend) for name in PANES}
         except ValueError as error:
             self.show_error("Backend", str(error))
             return
@@ -265,19 +271,23 @@ class MainWindow(WindowActions, WindowFiles, QMainWindow):
             title += f": {self.palette.name} labels \u2192 photo"
         elif self.kind == "sketch":
             title += ": sketch \u2192 photo"
-        placeholder = any(model_files.is_placeholder(m) for m in self.metadata.values())
-        if placeholder:
-            title += "  [untrained placeholder models: outputs are not photos]"
+        untrained = [n for n, m in self.metadata.items() if model_files.is_untrained(m)]
+        if untrained:
+            title += "  [untrained models: outputs are not photos]"
         self.setWindowTitle(title)
-        self.banner.setText("Untrained placeholder models (random weights, built by "
-                            "<tt>python -m export.placeholders</tt>): the outputs follow the "
-                            "layout but are not photos; latency and MACs are real.")
-        self.banner.setVisible(placeholder)
+        source = ("built by <tt>python -m export.placeholders</tt>"
+                  if any(model_files.is_placeholder(self.metadata[n]) for n in untrained)
+                  else "exported with <tt>python -m export.onnx random</tt>")
+        self.banner.setText(f"Untrained {' and '.join(untrained)} model{'s' if len(untrained) > 1 else ''} "
+                            f"(random weights, {source}): the outputs follow the layout but are not "
+                            "photos; latency and MACs are real.")
+        self.banner.setVisible(bool(untrained))
         roles = {"original": "teacher", "compressed": "student"}
         for name in PANES:
             path = self.paths.get(name, "")
             self.pane_captions[name].setText(f"<b>{name.capitalize()}</b> ({roles[name]}): "
                                              f"{os.path.basename(path)}")
+            self.pane_captions[name].setToolTip(path)
 
     def _on_opened(self, name: str, info: Dict[str, Any]) -> None:
         self.engine_info[name] = info

@@ -198,6 +198,11 @@ def is_placeholder(metadata: Dict[str, Any]) -> bool:
     return bool(metadata.get("placeholder"))
 
 
+def is_untrained(metadata: Dict[str, Any]) -> bool:
+    """Placeholders and ``export.onnx random`` models: random weights, real latency only."""
+    return is_placeholder(metadata) or bool(metadata.get("random_weights"))
+
+
 def samples_for(metadata: Dict[str, Any], kind: str) -> List[str]:
     """Sample files for "random sample": assets/samples/<palette> for label models; for sketch
     models assets/samples/<dataset> when it exists, else assets/samples/edges2shoes."""

@@ -6,7 +6,8 @@ parameters from its metadata. These are live figures of the app's own path (pre-
 inference, post-process); the Benchmark menu measures latency properly (warm-up, many runs).
 """
 import time
-from typing import Any, Dict, Optional
+from collections import deque
+from typing import Any, Deque, Dict, Optional
 
 from PyQt6.QtCore import QRectF, QSize, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QFont, QImage, QPainter, QPaintEvent
@@ -17,6 +18,7 @@ from engines.bench import human_count
 # Qt flags combine with |, which vermin mistakes for a 3.10 union type: hence novermin.
 TEXT_ALIGNMENT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter  # novermin
 EMA_WEIGHT = 0.2  # weight of the newest sample: about the last 5 frames dominate
+FPS_WINDOW_S = 2.0  # frames shown per second are counted over this window
 
 
 class LatencyEma:
@@ -58,6 +60,7 @@ class ResultPane(QWidget):
         self.status = "loading model..."
         self.problem: Optional[str] = None  # what is wrong with the last output (NaN, size), if anything
         self.stale = False  # live rendering off and the canvas changed since this output
+        self._arrivals: Deque[float] = deque()  # perf_counter() stamps of recent frames
         self.infer_ema, self.total_ema = LatencyEma(), LatencyEma()
         self.frames = 0
         self.setMinimumSize(QSize(200, 200))
@@ -85,6 +88,7 @@ class ResultPane(QWidget):
         self.request_id = request_id
         self.image = image
         self.problem = timings.get("problem")  # NaN / wrong-size outputs are flagged, not hidden
+        self._arrivals.append(time.perf_counter())
         self.stale = False
         self.infer_ema.add(timings["infer_ms"])
         self.total_ema.add(timings["total_ms"])
@@ -117,10 +121,17 @@ class ResultPane(QWidget):
         if self.status:
             lines.append(self.status)
         elif self.total_ema.value_ms is not None:
-            total = self.total_ema.value_ms
-            fps = f"{1000.0 / total:.1f} FPS" if total > 0 else "- FPS"
-            lines.append(f"{total:.1f} ms (EMA) \u00b7 {fps} \u00b7 infer {self.infer_ema.value_ms:.1f} ms")
+            lines.append(f"{self.total_ema.value_ms:.1f} ms (EMA) \u00b7 infer "
+                         f"{self.infer_ema.value_ms:.1f} ms \u00b7 {self.shown_fps():.1f} frames/s shown")
         return lines
+
+    def shown_fps(self, now_s: Optional[float] = None) -> float:
+        """Frames that actually arrived per second over the last FPS_WINDOW_S seconds (0 while
+        idle): what the user sees, not 1000 / latency."""
+        now_s = time.perf_counter() if now_s is None else now_s
+        while self._arrivals and now_s - self._arrivals[0] > FPS_WINDOW_S:
+            self._arrivals.popleft()
+        return len(self._arrivals) / FPS_WINDOW_S
 
     # -- painting ----------------------------------------------------------------------------
     def image_rect(self) -> QRectF:

@@ -72,7 +72,8 @@ class WindowFiles:
         return written
 
     def composite_image(self) -> QImage:
-        titles = ["input"] + [f"{name}: {info_line(self.engine_info.get(name, {}))}" for name in PANES]
+        titles = ["input"] + [f"{name}: {info_line(self.engine_info.get(name, {}))}"
+                              + _latency_text(self.panes[name]) for name in PANES]
         return composite([self.map_qimage()] + [self.panes[n].image for n in PANES], titles)
 
     def _ask_save(self, title: str, default: str, filters: str) -> Optional[str]:
@@ -124,6 +125,12 @@ class WindowFiles:
     def _ask_user(self, title: str, question: str) -> bool:
         buttons = QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel
         return QMessageBox.question(self, title, question, buttons) == QMessageBox.StandardButton.Yes
+
+
+def _latency_text(pane) -> str:
+    """", 41.2 ms (EMA)" for the composite's caption ('' before the first frame)."""
+    value = pane.total_ema.value_ms
+    return "" if value is None else f", {value:.1f} ms per frame (EMA)"
 
 
 def info_line(info: Dict[str, Any]) -> str:

@@ -29,7 +29,7 @@ def test_window_shows_both_models_and_the_facades_palette(window):
     for name in PANES:
         lines = window.panes[name].overlay_lines()
         assert lines[0].startswith("onnxruntime on cpu")
-        assert "MACs" in lines[1] and "FPS" in lines[2] and "ms (EMA)" in lines[2]
+        assert "MACs" in lines[1] and "frames/s shown" in lines[2] and "ms (EMA)" in lines[2]
         assert window.panes[name].image.size().width() == 64
 
 
@@ -241,3 +241,43 @@ def test_palette_panel_keeps_its_layout_and_every_facades_class_has_a_key(qtbot,
     assert keys == list("1234567890-=")[:len(panel.buttons)] and len(panel.buttons) == 12
     qtbot.keyClick(window, Qt.Key.Key_Equal)
     assert panel.selected_value == panel.swatches[11][0]
+
+
+def test_auto_backend_after_torch_returns_to_the_opened_files(qtbot, window):
+    window.set_backend("torch")
+    qtbot.waitUntil(lambda: len(window.engine_info) == 2, timeout=30000)
+    window.set_backend(None)  # "auto (from the file extension)"
+    qtbot.waitUntil(lambda: len(window.engine_info) == 2, timeout=30000)
+    assert {window.engine_info[n]["backend"] for n in PANES} == {"onnxruntime"}
+    assert all(window.paths[n].endswith(".onnx") for n in PANES)
+
+
+def test_random_weight_models_get_the_untrained_banner(qtbot, tiny_models, tmp_path):
+    random_student = with_metadata(tiny_models["compressed.onnx"], tmp_path / "random.onnx",
+                                   placeholder=None, random_weights=True)
+    trained_teacher = with_metadata(tiny_models["original.onnx"], tmp_path / "teacher.onnx", placeholder=None)
+    window = open_window(qtbot, trained_teacher, random_student)
+    assert not window.banner.isHidden() and "Untrained compressed model" in window.banner.text()
+    assert "export.onnx random" in window.banner.text() and "untrained" in window.windowTitle()
+    window.shutdown()
+
+
+def test_composite_captions_wrap_and_carry_the_latency(qtbot, window, tmp_path):
+    sheet = window.composite_image()
+    assert sheet.height() >= 256 + 54  # room for three caption lines under the images
+    for name in PANES:
+        assert window.panes[name].total_ema.value_ms is not None
+    from app.window_files import _latency_text
+    assert _latency_text(window.panes["original"]).endswith("ms per frame (EMA)")
+
+
+def test_a_long_file_name_does_not_widen_its_pane(qtbot, tiny_models, tmp_path):
+    long_name = tmp_path / ("a_very_long_model_file_name_" * 6 + ".onnx")
+    long_name.write_bytes(open(tiny_models["compressed.onnx"], "rb").read())
+    window = open_window(qtbot, tiny_models["original.onnx"], long_name)
+    window.resize(1400, 600)
+    qtbot.wait(50)
+    widths = [window.panes[n].width() for n in PANES]
+    assert abs(widths[0] - widths[1]) <= 2, widths
+    assert window.pane_captions["compressed"].toolTip() == str(long_name)
+    window.shutdown()

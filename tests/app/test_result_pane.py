@@ -1,4 +1,6 @@
 """ResultPane: EMA latency, overlay text, ordering of frames, the frameShown signal."""
+import time
+
 import numpy as np
 import pytest
 
@@ -34,6 +36,8 @@ def test_pane_overlay_and_frame_order(qtbot):
     assert shown.args[0] == 5
     pane.show_result(4, image, {"infer_ms": 1000.0, "total_ms": 1000.0})  # older: ignored
     lines = pane.overlay_lines()
+    # one frame arrived within the last 2 s: 0.5 frames/s shown (not 1000 / 50 ms = "20 FPS")
     assert lines == ["onnxruntime on cpu \u00b7 resnet_9blocks", "MACs 14.52G \u00b7 params 2.85M",
-                     "50.0 ms (EMA) \u00b7 20.0 FPS \u00b7 infer 40.0 ms"]
+                     "50.0 ms (EMA) \u00b7 infer 40.0 ms \u00b7 0.5 frames/s shown"]
+    assert pane.shown_fps(now_s=time.perf_counter() + 5) == 0.0  # idle: nothing is being shown
     assert pane.request_id == 5 and pane.frames == 1
