@@ -28,6 +28,12 @@ from engines.preprocess import Preprocessor, make_preprocessor, output_problem
 # open_engine's signature; tests pass a fake that builds a slow engine.
 EngineOpener = Callable[..., Engine]
 WARMUP_RUNS = 3  # inferences on a blank input when a model opens, before any figure is shown
+BLANK_GRAY = 235  # what a pane shows for a blank canvas (see InferenceWorker._blank_frame)
+
+
+def is_blank(canvas: np.ndarray) -> bool:
+    """A canvas of one single value (an empty label map or an empty sketch page)."""
+    return canvas.size == 0 or bool((canvas == canvas.flat[0]).all())
 
 
 class RenderRequest:
@@ -122,6 +128,7 @@ class InferenceWorker(QObject):
         self._opener = opener
         self._engine: Optional[Engine] = None
         self._prepare: Optional[Preprocessor] = None
+        self._instance_norm = False  # the open model normalises per instance (ResNet family)
         self._mailbox = LatestMailbox()
         self.rendered_count = 0
         self._last_id = -1  # newest request id rendered by the current engine
@@ -178,6 +185,7 @@ class InferenceWorker(QObject):
             self.failed.emit(f"{self.name}: cannot open {path}: {error}")
             return
         self._engine, self._prepare = engine, prepare
+        self._instance_norm = "resnet" in str(engine.metadata.get("arch", ""))  # see _blank_frame
         self._last_id = -1  # a new engine renders any request, even one the old one did
         self.opened.emit({"path": path, "backend": engine.backend, "device": engine.device,
                           "metadata": dict(engine.metadata), "resolution": prepare.resolution,
@@ -206,7 +214,9 @@ class InferenceWorker(QObject):
     def _render(self, request: RenderRequest) -> Tuple[QImage, Dict[str, float]]:
         assert self._engine is not None and self._prepare is not None
         start = time.perf_counter()
-        batch = self._prepare(request.canvas)
+        batch = self._prepare(request.canvas)  # checks the canvas (unknown class ids) in any case
+        if self._instance_norm and is_blank(request.canvas):
+            return self._blank_frame(request)
         prepared = time.perf_counter()
         output = self._engine.infer(batch)
         inferred = time.perf_counter()
@@ -217,6 +227,18 @@ class InferenceWorker(QObject):
                        "post_ms": (done - inferred) * 1e3, "total_ms": (done - start) * 1e3,
                        "wait_ms": (start - request.submitted_s) * 1e3,
                        "version": request.version, "submitted_s": request.submitted_s, "problem": problem}
+
+    def _blank_frame(self, request: RenderRequest) -> Tuple[QImage, Dict[str, Any]]:
+        """A blank (single-value) canvas is not sent to an InstanceNorm generator: every channel
+        of its first layer is constant, so each InstanceNorm divides float rounding noise by
+        sqrt(eps) and the output is amplified noise that differs between runtimes (up to the
+        whole [-1, 1] range). The pane shows a plain frame and says "draw to render" instead."""
+        height, width = self._prepare.resolution if self._prepare is not None else (1, 1)
+        image = numpy_to_qimage(np.full((height, width, 3), BLANK_GRAY, np.uint8))
+        now = time.perf_counter()
+        return image, {"pre_ms": 0.0, "infer_ms": 0.0, "post_ms": 0.0, "total_ms": 0.0,
+                       "wait_ms": (now - request.submitted_s) * 1e3, "version": request.version,
+                       "submitted_s": request.submitted_s, "problem": None, "blank": True}
 
     @pyqtSlot()
     def _shutdown(self) -> None:

@@ -273,7 +273,9 @@ class MainWindow(WindowActions, WindowFiles, QMainWindow):
             title += ": sketch \u2192 photo"
         untrained = [n for n, m in self.metadata.items() if model_files.is_untrained(m)]
         if untrained:
-            title += "  [untrained models: outputs are not photos]"
+            placeholders = any(model_files.is_placeholder(self.metadata[n]) for n in untrained)
+            kind = "placeholder " if placeholders else ""
+            title += f"  [untrained {kind}models: outputs are not photos]"
         self.setWindowTitle(title)
         source = ("built by <tt>python -m export.placeholders</tt>"
                   if any(model_files.is_placeholder(self.metadata[n]) for n in untrained)

@@ -60,6 +60,7 @@ class ResultPane(QWidget):
         self.status = "loading model..."
         self.problem: Optional[str] = None  # what is wrong with the last output (NaN, size), if anything
         self.stale = False  # live rendering off and the canvas changed since this output
+        self.blank = False  # the last frame stands for a blank canvas (see app.inference_worker)
         self._arrivals: Deque[float] = deque()  # perf_counter() stamps of recent frames
         self.infer_ema, self.total_ema = LatencyEma(), LatencyEma()
         self.frames = 0
@@ -88,8 +89,12 @@ class ResultPane(QWidget):
         self.request_id = request_id
         self.image = image
         self.problem = timings.get("problem")  # NaN / wrong-size outputs are flagged, not hidden
-        self._arrivals.append(time.perf_counter())
+        self.blank = bool(timings.get("blank"))  # a blank canvas: nothing was inferred
         self.stale = False
+        if self.blank:
+            self.update()
+            return  # no latency sample: nothing ran
+        self._arrivals.append(time.perf_counter())
         self.infer_ema.add(timings["infer_ms"])
         self.total_ema.add(timings["total_ms"])
         self.frames += 1
@@ -118,7 +123,9 @@ class ResultPane(QWidget):
             lines.append(f"\u26a0 bad output: {self.problem}")
         if self.stale and self.image is not None:
             lines.append("\u23f8 stale: the canvas changed (Ctrl+Return renders)")
-        if self.status:
+        if self.blank and not self.status:
+            lines.append("blank canvas: draw to render")
+        elif self.status:
             lines.append(self.status)
         elif self.total_ema.value_ms is not None:
             lines.append(f"{self.total_ema.value_ms:.1f} ms (EMA) \u00b7 infer "

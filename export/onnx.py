@@ -140,7 +140,14 @@ def image_input(model: nn.Module, path: str, size: Sequence[int],
     meta = {"arch": arch_name(model), "palette": palette,
             "input_kind": "label" if model.family == "spade" else "image"}
     preprocessor = input_preprocessor(meta, (1, model.input_nc, height, width), path)
-    return load_model_input(path, preprocessor)[None]
+    array = load_model_input(path, preprocessor)[None]
+    channels = array.reshape(array.shape[1], -1)
+    if model.family == "resnet" and float(np.ptp(channels, axis=1).max()) == 0.0:  # each channel constant
+        raise ValueError(f"{path} is a constant image: on it every InstanceNorm divides float rounding "
+                         "noise by sqrt(eps), so PyTorch and ONNX Runtime legitimately disagree (by up to "
+                         "2); parity is undefined there (the app shows blank canvases without inference). "
+                         "Check with an image that has content")
+    return array
 
 
 # ----------------------------------------------------------------------------- exporters

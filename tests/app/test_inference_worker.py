@@ -8,7 +8,7 @@ import pytest
 from PyQt6.QtGui import QImage
 
 from app.inference_worker import (LatestMailbox, RenderRequest, lower_thread_priority, start_worker,
-                                  stop_worker)
+                                  stop_worker, WARMUP_RUNS)
 
 
 def test_mailbox_keeps_only_the_newest_item_and_wakes_once():
@@ -36,9 +36,9 @@ def test_worker_owns_its_engine_on_its_thread_and_drops_stale_requests(qtbot, sl
         worker.request_open(tiny_models["original.onnx"])
     assert opened.args[0]["backend"] == "fake" and opened.args[0]["mode"] == "color"
     runs = lambda: sum(event == "run" for event, _ in log)  # noqa: E731
-    assert runs() == 1  # the warm-up
+    assert runs() == WARMUP_RUNS  # the warm-up, before any figure is shown
     worker.submit(RenderRequest(1, canvas(2)))
-    qtbot.waitUntil(lambda: runs() == 2, timeout=5000)  # request 1 is being rendered
+    qtbot.waitUntil(lambda: runs() == WARMUP_RUNS + 1, timeout=5000)  # request 1 is being rendered
     for request_id in range(2, 21):  # 19 more strokes while that inference takes 150 ms
         worker.submit(RenderRequest(request_id, canvas(1 + request_id % 12)))
     qtbot.waitUntil(lambda: bool(rendered) and rendered[-1][0] == 20, timeout=10000)

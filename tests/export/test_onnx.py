@@ -190,6 +190,12 @@ def test_cli_refuses_overwrite_and_bad_sizes(tmp_path, capsys):
     assert main([str(checkpoint), "-o", str(out), "--force", "--size", "40x48"]) == 0
     assert read_onnx_metadata(str(out))["onnx"]["input_shape"] == [1, 3, 40, 48]
 
+    blank = tmp_path / "blank.png"  # a constant image: InstanceNorm parity is undefined there
+    from PIL import Image
+    Image.new("RGB", (32, 32), (120, 40, 200)).save(blank)
+    assert main([str(checkpoint), "-o", str(tmp_path / "b.onnx"), "--check-image", str(blank)]) == 2
+    assert "blank.png is a constant image" in capsys.readouterr().err
+
     blocker = tmp_path / "a_file"  # a read-only or full target gets one line naming the path
     blocker.write_text("")
     assert main([str(checkpoint), "-o", str(blocker / "m.onnx")]) == 2
