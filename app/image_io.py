@@ -7,7 +7,6 @@ colour. QImage does the PNG work, so the app needs no extra imaging library; QIm
 QPixmap) may be used on any thread. Writes are atomic (temp file + rename).
 """
 import os
-import tempfile
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -126,22 +125,14 @@ def read_sketch(path: str, size: Tuple[int, int]) -> np.ndarray:
 # ----------------------------------------------------------------------------- writing
 
 def _save_atomic(image: QImage, path: str) -> None:
-    """Save ``image`` (format from the extension) via a temp file and a rename."""
-    directory = os.path.dirname(os.path.abspath(path)) or "."
-    os.makedirs(directory, exist_ok=True)
-    suffix = os.path.splitext(path)[1] or ".png"
-    fd, temp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temp, 0o666 & ~umask)  # mkstemp makes 0600; a saved image should be readable
-    try:
+    """Save ``image`` (format from the extension) atomically (`compress.atomic`: temp file and
+    rename; an unwritable place is one OSError line naming ``path``)."""
+    from compress.atomic import atomic_write
+
+    def write(temp: str) -> None:  # the temp name ends with the target's name: same extension
         if not image.save(temp):
-            raise OSError(f"could not write {path}; check the extension (.png, .jpg) and permissions")
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
+            raise OSError(f"could not write {path}; check the extension (.png, .jpg)")
+    atomic_write(path, write, overwrite=True)
 
 
 def label_map_qimage(ids: np.ndarray, palette: Palette) -> QImage:

@@ -177,3 +177,22 @@ def test_a_huge_claimed_resolution_is_refused_before_allocating(tiny_models, tmp
     with pytest.raises(ValueError, match="not \\[height, width\\]"):
         model_files.model_resolution({"resolution": "big"})
     assert model_files.model_resolution({}) == (256, 256)
+
+
+def test_checkpoint_metadata_of_the_wrong_shape_is_one_clear_error(tmp_path):
+    from safetensors.numpy import save_file
+    for name, meta in (("list", "[1, 2]"), ("broken", "{oops")):
+        path = tmp_path / f"{name}.safetensors"
+        save_file({"w": np.zeros(2, np.float32)}, str(path), metadata={"format": "x", "meta": meta})
+        with pytest.raises(ValueError, match=f"{name}.safetensors: the checkpoint metadata is not a JSON"):
+            model_files.peek_metadata(str(path))
+
+
+def test_saving_into_an_unwritable_place_is_one_line_in_the_status_bar(qtbot, model_dir, tmp_path):
+    window = open_window(qtbot, *_facades(model_dir))
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    window._guarded("Save label map", lambda: window.save_label_map(str(blocker / "map.png")))
+    message = window.statusBar().currentMessage()
+    assert message.startswith(f"could not write {blocker / 'map.png'}") and "\n" not in message
+    window.shutdown()

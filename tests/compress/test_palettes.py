@@ -39,3 +39,21 @@ def test_bad_label_maps_are_explained():
         palette.validate(np.zeros((4, 4, 3), np.uint8))
     with pytest.raises(ValueError, match="available: camvid"):
         load_palette("nope")
+
+
+def test_colour_lookup_memory_stays_bounded_on_a_huge_map():
+    """Every pixel against every class at once needed 17.6 GB at 8000x8000; the block-wise colour
+    lookup keeps the peak proportional to a block (here 3000x3000 random colours, the worst case:
+    the old way peaked at ~1.3 GB)."""
+    import tracemalloc
+
+    import numpy as np
+
+    from compress.palettes import load_palette
+    palette = load_palette("facades")
+    rgb = np.random.default_rng(0).integers(0, 256, (3000, 3000, 3), dtype=np.uint8)
+    tracemalloc.start()
+    ids, distance = palette.nearest(rgb)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert ids.shape == (3000, 3000) and peak < 350e6, f"peak {peak / 1e6:.0f} MB"
