@@ -172,3 +172,24 @@ def test_sub_spade_round_trip_keeps_supernet_width_norm_buffers(tmp_path):
     assert meta["build"]["config"] == "8_4_8_4_8_4_8_4" and meta["input_kind"] == "label"
     for key, value in model.state_dict().items():
         assert torch.equal(value, loaded.state_dict()[key]), key
+
+
+def test_every_command_reports_an_empty_checkpoint_in_one_line(tmp_path, capsys):
+    """compress.checkpoints inspect, export.onnx and engines.bench used to raise IndexError."""
+    from engines.bench import main as bench_main
+    from export.onnx import main as export_main
+    empty = tmp_path / "empty.pth"
+    empty.write_bytes(b"")
+    for command in (lambda: main(["inspect", str(empty)]),
+                    lambda: export_main([str(empty), "-o", str(tmp_path / "x.onnx")]),
+                    lambda: bench_main([str(empty), "--runs", "1", "--warmup", "0"])):
+        assert command() == 2
+        error = capsys.readouterr().err.strip().splitlines()[-1]
+        assert error.startswith("error: ") and "empty.pth" in error and "empty" in error
+
+
+def test_help_shows_examples(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert "examples:" in text and "convert latest_net_G.pth" in text and "inspect" in text

@@ -13,7 +13,8 @@ from compress.supernet import SupernetConfig, load_supernet, main, search_space_
 from compress.training.engine import STATE_FILE
 from compress.training.stage import load_aux
 from compress.training.state import load_training_state
-from tests.compress.stage_helpers import FACADES, SMOKE_SUPERNET, SPADE_ARGS, resnet_teacher, spade_teacher
+from tests.compress.stage_helpers import (FACADES, SMOKE_SUPERNET, SPADE_ARGS, args, resnet_teacher,
+                                         spade_teacher)
 
 
 @pytest.fixture(scope="module")
@@ -210,3 +211,11 @@ def test_unpaired_supernet_distills_towards_the_teacher_with_fidelity_validation
     assert meta["dataset_mode"] == "unaligned" and meta["palette"] is None
     assert main(smoke(teacher, tmp_path / "bad", f"--dataroot={data}", "--dataset_mode=unaligned",
                       "--palette=none")) == 2  # psnr needs pairs
+
+
+def test_a_missing_teacher_points_at_the_shipped_one(tmp_path, capsys):
+    code = main(args(f"--teacher={tmp_path / 'nope.safetensors'}", f"--output_dir={tmp_path / 'run'}"))
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "nope.safetensors: teacher checkpoint not found" in error
+    assert "--teacher=assets/models/facades/original.safetensors" in error

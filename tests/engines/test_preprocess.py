@@ -166,3 +166,15 @@ def test_preprocessor_prepares_canvases_at_model_size(facade_labels, edge_sketch
     assert sketch(edge_sketch).shape == (1, 3, 128, 128)
     image = sketch.to_image(np.zeros((1, 3, 128, 128), np.float32), size=(256, 256))
     assert image.shape == (256, 256, 3) and np.all(image == 128)
+
+
+def test_output_problems_are_named():
+    from engines.preprocess import output_problem
+    good = np.zeros((1, 3, 8, 8), np.float32)
+    assert output_problem(good, (8, 8)) is None
+    five_channels = np.zeros((1, 5, 8, 8), np.float32)
+    assert output_problem(five_channels) == "output shape (1, 5, 8, 8), expected [1, 3, H, W]"
+    nan = good.copy()
+    nan[0, 0, 0, :4] = np.nan
+    assert output_problem(nan) == "2.1% of the output values are NaN or infinite"
+    assert output_problem(good, (16, 16)) == "output is 8x8, but the model runs at 16x16"
