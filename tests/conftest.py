@@ -66,3 +66,17 @@ def tiny_models(tmp_path_factory) -> Dict[str, str]:
     assert code == 0
     return {f"{role}.{ext}": str(folder / f"{role}.{ext}")
             for role in ("original", "compressed") for ext in ("safetensors", "onnx")}
+
+
+@pytest.fixture(scope="module")
+def static_onnx():
+    """A tiny facades label model exported at a fixed size (tests/fakes/tiny_onnx.py)."""
+    from tests.fakes.tiny_onnx import tiny_onnx
+    return tiny_onnx("label", palette="facades")
+
+
+@pytest.fixture(scope="module")
+def dynamic_onnx():
+    """The same with dynamic height and width."""
+    from tests.fakes.tiny_onnx import tiny_onnx
+    return tiny_onnx("label", dynamic=True, palette="facades")

@@ -1,7 +1,7 @@
 """The real window, headless: strokes, fill, undo/redo, live and manual rendering, stale-request
 dropping, files, backends and model checks."""
 import os
-import time
+import threading
 
 import numpy as np
 import pytest
@@ -113,7 +113,7 @@ def test_live_off_renders_only_on_demand(qtbot, window):
 
 
 def test_stale_requests_are_dropped_and_drawing_never_waits(qtbot, tiny_models, slow_opener):
-    opener, _ = slow_opener  # 150 ms per inference
+    opener, log = slow_opener  # 150 ms per inference
     window = open_window(qtbot, tiny_models["original.onnx"], tiny_models["compressed.onnx"],
                          opener=opener)
     rendered = {name: [] for name in PANES}
@@ -124,13 +124,11 @@ def test_stale_requests_are_dropped_and_drawing_never_waits(qtbot, tiny_models, 
     points = [(4 + 2 * i, 10 + i) for i in range(25)]
     to_widget = window.canvas.to_widget
     qtbot.mousePress(window.canvas, Qt.MouseButton.LeftButton, pos=to_widget(*points[0]).toPoint())
-    handling_ms = []
     for point in points[1:]:  # ~10 ms between mouse moves, so throttled requests pile up
-        start = time.perf_counter()
         qtbot.mouseMove(window.canvas, to_widget(*point).toPoint())
-        handling_ms.append((time.perf_counter() - start) * 1e3)
         qtbot.wait(10)
-    assert max(handling_ms) < 100  # a stroke event never waits for the 150 ms inference
+    # a stroke event never waits for the 150 ms inference: no inference ran on the GUI thread
+    assert not [event for event, thread in log if event == "run" and thread == threading.get_ident()]
     qtbot.mouseRelease(window.canvas, Qt.MouseButton.LeftButton, pos=to_widget(*points[-1]).toPoint())
     last = window.request_id
     wait_rendered(qtbot, window, timeout=10000)

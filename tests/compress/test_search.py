@@ -17,14 +17,6 @@ FACADES = DATASETS / "facades" / "256"
 TINY_CHOICES = ["8_4", "8_4", "8", "8", "8", "8", "8_4", "8"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def tiny_checkpoints(folder):
     """(supernet path, teacher path): random ngf-8 networks with 3 blocks at 32x32."""
     torch.manual_seed(0)

@@ -11,14 +11,6 @@ from tests.compress.training.test_engine import FACADES, SMOKE, write_unaligned
 from tests.conftest import REPO
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():  # tiny models: one intra-op thread is much faster on the shared 2-core machines
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def smoke(run_dir, *extra):
     return [SMOKE, f"--dataroot={FACADES}", f"--output_dir={run_dir}", *extra]
 

@@ -20,17 +20,6 @@ from engines.tensorrt_engine import (TENSORRT_MISSING, TensorRTEngine, TensorRTE
 from tests.conftest import REPO
 from tests.fakes import fake_tensorrt
 from tests.fakes.fake_cuda import MEMORY, FakeDeviceBuffers, fake_polygraphy_cuda, install_fake_pycuda
-from tests.fakes.tiny_onnx import tiny_onnx
-
-
-@pytest.fixture(scope="module")
-def static_onnx():
-    return tiny_onnx("label", palette="facades")
-
-
-@pytest.fixture(scope="module")
-def dynamic_onnx():
-    return tiny_onnx("label", dynamic=True, palette="facades")
 
 
 def build(monkeypatch, tmp_path, onnx_path, version="10.3.0", precision="fp32", shapes=None, **kw):

@@ -16,20 +16,9 @@ from export.trt_build import TENSORRT_MISSING
 from tests.conftest import DATASETS, REPO
 from tests.fakes import fake_tensorrt
 from tests.fakes.fake_cuda import MEMORY, FakeDeviceBuffers
-from tests.fakes.tiny_onnx import tiny_onnx
 
 FACADES = DATASETS / "facades" / "256" / "val"
 VERSIONS = fake_tensorrt.VERSIONS
-
-
-@pytest.fixture(scope="module")
-def static_onnx():
-    return tiny_onnx("label", palette="facades")
-
-
-@pytest.fixture(scope="module")
-def dynamic_onnx():
-    return tiny_onnx("label", dynamic=True, palette="facades")
 
 
 def _run(args, capsys):
