@@ -308,7 +308,7 @@ def dumps_config(cfg: Any, header: str = "") -> str:
 def save_config(cfg: Any, path: str, header: str = "resolved configuration; load it with --config") -> None:
     """Write ``cfg`` to ``path`` (``.toml``, or ``.json`` by extension) atomically, replacing an
     older copy (the resolved config of a run belongs to that run's folder)."""
-    from compress.checkpoints import atomic_write
+    from compress.atomic import atomic_write
 
     if str(path).endswith(".json"):
         text = json.dumps(config_dict(cfg), indent=2, sort_keys=True) + "\n"

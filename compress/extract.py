@@ -1,6 +1,5 @@
 """Extract the standalone compressed generator from a (fine-tuned) supernet.
 
-    python -m compress.extract configs/facades_extract.toml
     python -m compress.extract --supernet=runs/facades_supernet/supernet.safetensors \\
         --config=16_16_32_16_32_32_16_16 --output=runs/facades_compressed.safetensors
 
@@ -132,7 +131,7 @@ def extract(cfg: ExtractConfig, force: bool = False) -> int:
 
 
 EXAMPLES = """examples:
-  python -m compress.extract configs/facades_extract.toml
+  python -m compress.extract my_extract.toml        # a flat TOML of the settings below
   python -m compress.extract --supernet=runs/facades_supernet/supernet.safetensors \\
       --config=16_16_32_16_32_32_16_16 --output=runs/facades_compressed.safetensors
   python -m compress.extract --supernet=runs/facades_finetune/finetuned.safetensors \\

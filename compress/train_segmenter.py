@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from compress.checkpoints import atomic_write
+from compress.atomic import atomic_write
 from compress.config import config_dict, describe_config, load_config, option, save_config
 from compress.data import build_dataset, make_dataloader
 from compress.metrics import confusion_matrix, iou_per_class

@@ -131,8 +131,8 @@ def ensure_engine(onnx_path: str, precision: str = DEFAULT_PRECISION, shapes: Op
                "plan": list(plan.builder_flags), "notes": list(plan.notes), "calibration": calibration,
                "build_seconds": round(time.perf_counter() - start, 2),
                "built_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    atomic_write_bytes(path, data)
-    atomic_write_json(sidecar_path(path), sidecar)  # written last: no sidecar = no cache hit
+    atomic_write_bytes(path, data, overwrite=True)  # a cache entry: rebuilt entries replace it
+    atomic_write_json(sidecar_path(path), sidecar, overwrite=True)  # last: no sidecar = no cache hit
     return EngineResult(path, sidecar, built=True, plan=plan)
 
 
@@ -208,7 +208,8 @@ def copy_engine(result: EngineResult, output: str, force: bool) -> None:
     with open(result.engine_path, "rb") as handle:
         data = handle.read()
     atomic_write_bytes(output, data, overwrite=force)
-    atomic_write_json(sidecar_path(output), dict(result.sidecar, cache_path=result.engine_path))
+    atomic_write_json(sidecar_path(output), dict(result.sidecar, cache_path=result.engine_path),
+                      overwrite=force)
 
 
 def _check_output(output: Optional[str], force: bool) -> None:

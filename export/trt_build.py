@@ -224,7 +224,7 @@ def convert_to_fp16(src: str, dst: str) -> str:
     converted = float16.convert_float_to_float16(
         model, keep_io_types=True,
         op_block_list=list(float16.DEFAULT_OP_BLOCK_LIST) + ["InstanceNormalization"])
-    atomic_write_bytes(dst, converted.SerializeToString())
+    atomic_write_bytes(dst, converted.SerializeToString(), overwrite=True)
     return dst
 
 
@@ -397,5 +397,5 @@ def build_serialized_engine(trt, onnx_path: str, plan: PrecisionPlan, profile: P
         raise BuildError(f"TensorRT {trt.__version__} failed to build {onnx_path}; its log above "
                          "says why (run with --verbose for more)")
     if timing_cache:
-        atomic_write_bytes(timing_cache, bytes(config.get_timing_cache().serialize()))
+        atomic_write_bytes(timing_cache, bytes(config.get_timing_cache().serialize()), overwrite=True)
     return bytes(serialized)

@@ -23,7 +23,6 @@ import ctypes.util
 import hashlib
 import json
 import os
-import tempfile
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 SIDECAR_FORMAT = "gan-compression-trt-engine/1"
@@ -48,30 +47,15 @@ def sha256_file(path: str, chunk_bytes: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def atomic_write_bytes(path: str, data: bytes, overwrite: bool = True) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder and a rename.
-
-    Readers (a second build process, the app) see the old file or the new one, never a partial
-    one. A local helper rather than compress.checkpoints.atomic_write because that module
-    imports torch, which the Jetson build path must not need.
-    """
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path} exists; pass --force to replace it")
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(path), dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
+def atomic_write_bytes(path: str, data: bytes, overwrite: bool = False) -> None:
+    """`compress.atomic.atomic_write_bytes` (torch-free: the Jetson build path can use it):
+    readers see the old file or the new one, never a partial one; the usual permissions; an
+    existing file is only replaced with ``overwrite`` (cache entries pass True)."""
+    from compress.atomic import atomic_write_bytes as write
+    write(path, data, overwrite)
 
 
-def atomic_write_json(path: str, obj: Any, overwrite: bool = True) -> None:
+def atomic_write_json(path: str, obj: Any, overwrite: bool = False) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode(), overwrite)
 
 

@@ -180,7 +180,7 @@ def make_calibrator(trt, batches: Iterable[np.ndarray], batch_shape: Sequence[in
             return None
 
         def write_calibration_cache(self, cache) -> None:
-            atomic_write_bytes(cache_path, bytes(cache))
+            atomic_write_bytes(cache_path, bytes(cache), overwrite=True)
 
         def free(self) -> None:
             if self._device_ptr is not None:

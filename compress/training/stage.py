@@ -149,7 +149,7 @@ def save_aux(module: nn.Module, path: str, meta: Dict[str, Any]) -> None:
     """A discriminator / adaptors state as safetensors (atomic), for the next stage to start from."""
     from safetensors.torch import save_file
 
-    from compress.checkpoints import atomic_write
+    from compress.atomic import atomic_write
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
     header = {"format": AUX_FORMAT, "meta": json.dumps(meta, sort_keys=True)}
     atomic_write(path, lambda temp: save_file(tensors, temp, metadata=header), overwrite=True)

@@ -16,7 +16,7 @@ from typing import Any, Dict, Iterator
 import numpy as np
 import torch
 
-from compress.checkpoints import atomic_write
+from compress.atomic import atomic_write
 
 FORMAT = "gan-compression-train/1"
 
