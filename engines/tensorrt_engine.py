@@ -40,6 +40,27 @@ class TensorRTEngineError(RuntimeError):
     """The engine file cannot be used here (missing TensorRT, foreign GPU/TensorRT version)."""
 
 
+_LOGGERS: Dict[Any, Any] = {}  # tensorrt module -> the process's one trt.Logger for it
+_LOGGERS_LOCK = threading.Lock()
+
+
+def trt_logger(trt, severity: Optional[str] = None):
+    """The single ``trt.Logger`` every Builder, Runtime and parser of this process must share.
+
+    TensorRT keeps one logger pointer for the whole process and ignores later ones, while each
+    Runtime keeps only its own logger object alive: with a logger per object, closing one engine
+    pane could leave TensorRT pointing at a freed logger, and ``--verbose`` was ignored while
+    another runtime lived. ``severity`` ("VERBOSE", "INFO", "WARNING", "ERROR") sets its level.
+    """
+    with _LOGGERS_LOCK:
+        logger = _LOGGERS.get(trt)
+        if logger is None:
+            logger = _LOGGERS[trt] = trt.Logger(trt.Logger.WARNING)
+    if severity is not None:
+        logger.min_severity = getattr(trt.Logger, severity)
+    return logger
+
+
 def parse_device(device: Optional[str]) -> int:
     """``None``/``"cuda"``/``"cuda:N"``/``"N"`` -> CUDA device index."""
     if device in (None, "", "cuda", "gpu"):
@@ -110,7 +131,7 @@ class TensorRTEngine(Engine):
 
         self._buffers = buffers if buffers is not None else open_device_buffers(device_index)
         try:
-            self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+            self._runtime = trt.Runtime(trt_logger(trt))
             if self.dla_core is not None:
                 self._runtime.DLA_core = int(self.dla_core)
             with open(path, "rb") as handle:

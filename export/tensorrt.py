@@ -26,7 +26,7 @@ import numpy as np
 
 from engines.cuda_buffers import DeviceBuffers, open_device_buffers
 from engines.onnx_engine import OnnxRuntimeEngine
-from engines.tensorrt_engine import (ENGINE_SUFFIXES, TensorRTEngine, TensorRTEngineError,
+from engines.tensorrt_engine import (ENGINE_SUFFIXES, TensorRTEngine, TensorRTEngineError, trt_logger,
                                      read_sidecar, sidecar_path)
 from export.trt_build import (PRECISIONS, BuildError, OnnxInfo, PrecisionError, PrecisionPlan,
                               TensorRTUnavailable, build_serialized_engine, convert_to_fp16,
@@ -53,7 +53,7 @@ class EngineResult:
 def deserialize_problem(trt, engine_path: str, dla_core: Optional[int] = None) -> Optional[str]:
     """None if ``engine_path`` deserialises with this TensorRT on this GPU, else why not.
     ``deserialize_cuda_engine`` returns None on a foreign/corrupt engine; some versions raise."""
-    runtime = trt.Runtime(trt.Logger(trt.Logger.ERROR))
+    runtime = trt.Runtime(trt_logger(trt))  # the process's one logger (TensorRT keeps a single one)
     if dla_core is not None:
         runtime.DLA_core = dla_core
     with open(engine_path, "rb") as handle:
@@ -117,12 +117,17 @@ def ensure_engine(onnx_path: str, precision: str = DEFAULT_PRECISION, shapes: Op
         data = build_serialized_engine(trt, source, plan, profile, dynamic, workspace_mb,
                                        timing_cache_path(cache_dir, trt.__version__, gpu),
                                        calibrator, verbose)
+    except BuildError:
+        if calibration is not None:  # a failed calibration is the better reason, if there is one
+            _check_calibration(calibrator, calibration, calib_data)
+        raise
     finally:
         if calibrator is not None:
             calibrator.free()
             bar.close()
     if calibration is not None:
         calibration["batches_used"] = calibrator.batches_used
+        _check_calibration(calibrator, calibration, calib_data)
     sidecar = {"format": SIDECAR_FORMAT, "metadata": info.metadata, "key": key_hash(key),
                "onnx": os.path.abspath(onnx_path), "onnx_sha256": onnx_sha, "built_from": source,
                "trt_version": trt.__version__, "gpu": gpu, "precision": precision,
@@ -134,6 +139,20 @@ def ensure_engine(onnx_path: str, precision: str = DEFAULT_PRECISION, shapes: Op
     atomic_write_bytes(path, data, overwrite=True)  # a cache entry: rebuilt entries replace it
     atomic_write_json(sidecar_path(path), sidecar, overwrite=True)  # last: no sidecar = no cache hit
     return EngineResult(path, sidecar, built=True, plan=plan)
+
+
+def _check_calibration(calibrator, calibration: Dict[str, Any], calib_data: str) -> None:
+    """Raise BuildError when calibration failed or used no batch (TensorRT would have built from
+    a partial table); the table is deleted first, so the next build calibrates again."""
+    problem = calibrator.error or (None if calibration["table_reused"] or calibrator.batches_used
+                                   else "no calibration batch was used")
+    if problem is None:
+        return
+    if os.path.isfile(calibration["table"]):
+        os.remove(calibration["table"])
+    raise BuildError(f"INT8 calibration failed after {calibrator.batches_used} batch(es): {problem}; the "
+                     f"partial calibration table was deleted. Fix the calibration data ({calib_data}) "
+                     "and build again")
 
 
 def _calibrator(trt, info: OnnxInfo, profile, calib_data: str, calib_count: int, cache_dir: str,

@@ -16,12 +16,13 @@ Only APIs common to all three are used: ``set_memory_pool_limit`` (never max_wor
 ``build_serialized_network``, optimization profiles and the timing-cache calls.
 """
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from engines.base import METADATA_KEY, size_multiple
 from engines.onnx_engine import parse_metadata
-from engines.tensorrt_engine import TENSORRT_MISSING
+from engines.tensorrt_engine import TENSORRT_MISSING, trt_logger
 from export.trt_cache import ProfileShapes, atomic_write_bytes
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -344,7 +345,7 @@ def build_serialized_engine(trt, onnx_path: str, plan: PrecisionPlan, profile: P
     from another TensorRT/GPU is ignored. ``calibrator``: an IInt8EntropyCalibrator2 (8.5/10
     INT8). Raises BuildError with TensorRT's reasons.
     """
-    logger = trt.Logger(trt.Logger.VERBOSE if verbose else trt.Logger.WARNING)
+    logger = trt_logger(trt, "VERBOSE" if verbose else "WARNING")  # one logger per process
     if plan.require_plugins:
         trt.init_libnvinfer_plugins(logger, "")  # 8.5: InstanceNormalization_TRT lives here
     elif hasattr(trt, "init_libnvinfer_plugins"):
@@ -387,6 +388,10 @@ def build_serialized_engine(trt, onnx_path: str, plan: PrecisionPlan, profile: P
             with open(timing_cache, "rb") as handle:
                 saved = handle.read()
         cache = config.create_timing_cache(saved)
+        if cache is None:  # a corrupt file: TensorRT returns None, and set_timing_cache(None) raises
+            print(f"warning: the timing cache {timing_cache} is unreadable; building with an empty "
+                  "one (it is rewritten after the build)", file=sys.stderr)
+            cache = config.create_timing_cache(b"")
         if not config.set_timing_cache(cache, False):  # a stale/foreign cache: start empty
             config.set_timing_cache(config.create_timing_cache(b""), False)
     try:

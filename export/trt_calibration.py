@@ -148,6 +148,7 @@ def make_calibrator(trt, batches: Iterable[np.ndarray], batch_shape: Sequence[in
         def __init__(self):
             trt.IInt8EntropyCalibrator2.__init__(self)  # pybind11 bases need an explicit init
             self.batches_used = 0
+            self.error: Optional[str] = None  # what went wrong inside get_batch, if anything
             self._batches = iter(batches)
             self._device_ptr: Optional[int] = None
 
@@ -155,6 +156,16 @@ def make_calibrator(trt, batches: Iterable[np.ndarray], batch_shape: Sequence[in
             return shape[0]
 
         def get_batch(self, names, *_):
+            # TensorRT's Python wrapper catches an exception raised here, prints it and takes it
+            # for the end of the data: a bad image would silently give a partial INT8 table that
+            # is then cached. So the error is recorded and None returned; the build raises it.
+            try:
+                return self._next_batch(names)
+            except Exception as error:  # noqa: BLE001 - any failure must reach the build, not TensorRT
+                self.error = f"{type(error).__name__}: {error}"
+                return None
+
+        def _next_batch(self, names):
             if len(names) != 1:
                 raise RuntimeError(f"calibration feeds one input, the network has {list(names)}")
             batch = next(self._batches, None)

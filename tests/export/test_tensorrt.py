@@ -108,6 +108,17 @@ def test_timing_cache_is_written_and_reused(monkeypatch, tmp_path, static_onnx):
     assert json.loads(timing.read_bytes())["entries"] == 2 * first > 0
 
 
+def test_a_corrupt_timing_cache_warns_and_builds_with_an_empty_one(monkeypatch, capsys, tmp_path,
+                                                                     static_onnx):
+    fake_tensorrt.install_for_build(monkeypatch, "10.3.0")
+    cli.ensure_engine(static_onnx, "fp32", cache_dir=str(tmp_path), log=lambda m: None)
+    (timing,) = tmp_path.glob("timing-*.cache")
+    timing.write_bytes(b"\x00garbage")  # create_timing_cache returns None for it
+    result = cli.ensure_engine(static_onnx, "fp16", cache_dir=str(tmp_path), log=lambda m: None)
+    assert result.built and "timing cache" in capsys.readouterr().err
+    assert json.loads(timing.read_bytes())["entries"] > 0  # rewritten after the build
+
+
 def test_dynamic_profile(monkeypatch, capsys, tmp_path, dynamic_onnx):
     fake_tensorrt.install_for_build(monkeypatch, "8.5.2.2")
     out = tmp_path / "dyn.engine"
@@ -141,6 +152,28 @@ def test_int8_calibrates_on_real_label_maps_and_reuses_the_table(monkeypatch, ca
     assert MEMORY.live == 0  # the calibrator freed its device batch
     code, out, err = _run(args + ["--rebuild"], capsys)
     assert code == 0 and trt._fake.calibration_batches == 6  # the table was reused: no batches
+
+
+@pytest.mark.parametrize("version", ["8.5.2.2", "10.3.0"])
+def test_a_bad_calibration_image_fails_the_build_and_leaves_no_table(monkeypatch, capsys, tmp_path,
+                                                                       static_onnx, version):
+    """TensorRT's wrapper swallows exceptions from get_batch and ends the data there: before, a
+    bad image gave a partial INT8 table that was cached and reused from then on."""
+    import shutil
+    from PIL import Image
+    trt = fake_tensorrt.install_for_build(monkeypatch, version)
+    data = tmp_path / "calib"
+    data.mkdir()
+    for label in sorted(FACADES.glob("*.png"))[:4]:
+        shutil.copy(label, data / label.name)
+    Image.fromarray(np.full((64, 64), 40, np.uint8), mode="L").save(data / "cmp_b0020.png")  # id 40
+    cache = tmp_path / "cache"
+    code, out, err = _run([static_onnx, "--precision", "int8", "--calib-data", data, "--calib-count", 5,
+                           "--cache-dir", cache], capsys)
+    assert code != 0 and "INT8 calibration failed after" in err and "cmp_b0020.png" in err
+    assert "partial calibration table was deleted" in err
+    assert not list(cache.glob("*.calib")) and not list(cache.glob("*.engine"))
+    assert trt._fake.builds <= 1
 
 
 def test_int8_needs_calibration_data(monkeypatch, capsys, tmp_path, static_onnx):

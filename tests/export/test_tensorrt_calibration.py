@@ -139,10 +139,10 @@ def test_calibrator_rejects_wrong_batches(tmp_path):
     trt = make_fake_tensorrt("10.3.0")
     calibrator = make_calibrator(trt, iter([np.zeros((1, 3, 4, 4), np.float32)]), (1, 3, 8, 8),
                                  str(tmp_path / "c"), cuda=fake_polygraphy_cuda())
-    with pytest.raises(RuntimeError, match="expected \\(1, 3, 8, 8\\)"):
-        calibrator.get_batch(["input"])
-    with pytest.raises(RuntimeError, match="one input"):
-        calibrator.get_batch(["a", "b"])
+    # never raised into TensorRT (its wrapper would take it for the end of the data): recorded
+    assert calibrator.get_batch(["input"]) is None
+    assert calibrator.error == "RuntimeError: calibration batch of shape (1, 3, 4, 4), expected (1, 3, 8, 8)"
+    assert calibrator.get_batch(["a", "b"]) is None and "one input" in calibrator.error
 
 
 def test_no_calibrator_class_on_tensorrt_11(tmp_path):

@@ -2,6 +2,7 @@
 or 11 (or missing in 8.5) that the project could reach for fails here as it would on a device."""
 import pytest
 
+from engines.tensorrt_engine import trt_logger
 from export.trt_build import build_serialized_engine, precision_plan, read_onnx_info, resolve_profile
 from tests.fakes.fake_tensorrt import make_fake_tensorrt
 from tests.fakes.tiny_onnx import tiny_onnx
@@ -16,7 +17,7 @@ def _engine_and_context(trt, onnx_path):
     plan = precision_plan(trt.__version__, "fp32")
     shapes, dynamic = resolve_profile(read_onnx_info(onnx_path))
     data = build_serialized_engine(trt, onnx_path, plan, shapes, dynamic)
-    engine = trt.Runtime(trt.Logger()).deserialize_cuda_engine(data)
+    engine = trt.Runtime(trt_logger(trt)).deserialize_cuda_engine(data)
     return engine, engine.create_execution_context()
 
 
@@ -27,11 +28,11 @@ def test_bindings_api_and_implicit_batch_leftovers_are_absent(version, onnx_path
     for obj, name in ((context, "execute_async_v2"), (context, "execute_v2"),
                       (context, "set_binding_shape"), (engine, "get_binding_index"),
                       (engine, "num_bindings"), (engine, "max_batch_size"),
-                      (engine, "get_binding_shape"), (trt.Builder(trt.Logger()), "build_engine"),
-                      (trt.Builder(trt.Logger()), "platform_has_fast_fp16")):
+                      (engine, "get_binding_shape"), (trt.Builder(trt_logger(trt)), "build_engine"),
+                      (trt.Builder(trt_logger(trt)), "platform_has_fast_fp16")):
         with pytest.raises(AttributeError):
             getattr(obj, name)
-    config = trt.Builder(trt.Logger()).create_builder_config()
+    config = trt.Builder(trt_logger(trt)).create_builder_config()
     with pytest.raises(AttributeError, match="max_workspace_size"):
         config.max_workspace_size = 1 << 30
     assert engine.num_io_tensors == 2 and engine.get_tensor_name(0) == "input"
@@ -44,7 +45,7 @@ def test_tensorrt_11_has_no_weak_typing_or_calibration():
         assert not hasattr(trt.BuilderFlag, name)
     assert not hasattr(trt, "IInt8EntropyCalibrator2")
     assert not hasattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH")
-    config = trt.Builder(trt.Logger()).create_builder_config()
+    config = trt.Builder(trt_logger(trt)).create_builder_config()
     with pytest.raises(AttributeError, match="int8_calibrator"):
         config.int8_calibrator = object()
     assert not hasattr(config, "set_calibration_profile")
@@ -53,7 +54,7 @@ def test_tensorrt_11_has_no_weak_typing_or_calibration():
 
 def test_tensorrt_85_needs_explicit_batch_and_plugins(onnx_path):
     trt = make_fake_tensorrt("8.5.2.2")
-    logger = trt.Logger()
+    logger = trt_logger(trt)
     builder = trt.Builder(logger)
     with pytest.raises(AssertionError, match="EXPLICIT_BATCH"):
         trt.OnnxParser(builder.create_network(0), logger).parse_from_file(onnx_path)
@@ -79,3 +80,15 @@ def test_runtime_checks_catch_runner_mistakes(onnx_path):
     context.set_tensor_address("output", 67890)
     with pytest.raises(AssertionError, match="not inside a device allocation"):
         context.execute_async_v3(1)  # host or bogus pointers are not device memory
+
+
+def test_one_logger_per_process_as_tensorrt_keeps_it():
+    """TensorRT ignores every logger after the first (and a Runtime keeps only its own alive):
+    the stand-in refuses a second logger object, the project shares one and sets its level."""
+    trt = make_fake_tensorrt("8.5.2.2")
+    shared = trt_logger(trt)
+    trt.Runtime(shared)
+    with pytest.raises(AssertionError, match="single logger per process"):
+        trt.Builder(trt.Logger(trt.Logger.VERBOSE))
+    assert trt_logger(trt, "VERBOSE") is shared and shared.min_severity == trt.Logger.VERBOSE
+    trt.Builder(trt_logger(trt))  # the same object: accepted

@@ -64,6 +64,16 @@ class FakeState:
         self.builds = self.executions = self.calibration_batches = 0
         self.last_build: Dict[str, Any] = {}
         self.pinned: List[str] = []
+        self.logger: Any = None  # the process's one logger (TensorRT ignores later ones)
+
+    def register_logger(self, logger) -> None:
+        """TensorRT keeps one logger pointer per process and ignores any other; each Runtime
+        keeps only its own logger alive, so a second logger object is a latent dangling pointer."""
+        assert isinstance(logger, Logger), "expected a trt.Logger"
+        if self.logger is None:
+            self.logger = logger
+        assert logger is self.logger, ("TensorRT keeps a single logger per process: this second "
+                                       "trt.Logger is ignored (share one logger)")
 
 
 class _Strict:
@@ -181,7 +191,7 @@ class _Network(_Strict):
 class _OnnxParser(_Strict):
     def __init__(self, network, logger):
         assert isinstance(network, _Network), "OnnxParser(network, logger): network first"
-        assert isinstance(logger, Logger)
+        self._mod._fake.register_logger(logger)
         self._network, self._errors = network, []
 
     num_errors = property(lambda self: len(self._errors))
@@ -275,10 +285,15 @@ class _Config(_Strict):
         owner = [state.version, state.gpu]
         if not bytes(blob):
             return self._mod.ITimingCache(owner, 0)
-        data = json.loads(bytes(blob).decode())
-        return self._mod.ITimingCache(data["owner"], data["entries"])
+        try:
+            data = json.loads(bytes(blob).decode())
+            return self._mod.ITimingCache(data["owner"], data["entries"])
+        except (ValueError, KeyError, TypeError):
+            return None  # as TensorRT: a corrupt blob gives no cache (and an error in the log)
 
     def set_timing_cache(self, cache, ignore_mismatch):
+        if cache is None:  # the bindings reject None with a TypeError
+            raise TypeError("set_timing_cache(): incompatible function arguments (cache is None)")
         state = self._mod._fake
         if cache._owner != [state.version, state.gpu] and not ignore_mismatch:
             return False
@@ -301,7 +316,7 @@ class _HostMemory(bytes):
 
 class _Builder(_Strict):
     def __init__(self, logger):
-        assert isinstance(logger, Logger), "Builder(logger)"
+        self._mod._fake.register_logger(logger)  # Builder(logger)
 
     num_DLA_cores = property(lambda self: self._mod._fake.num_dla_cores)
 
@@ -348,7 +363,8 @@ class _Builder(_Strict):
         if "INT8" in flags and not qdq:
             if config.int8_calibrator is None:
                 return None  # implicit INT8 without a calibrator or dynamic ranges
-            self._calibrate(config, network, inputs)
+            if self._calibrate(config, network, inputs) is False:
+                return None
         if config._timing_cache is not None:
             config._timing_cache._entries += network.num_layers
         state.builds += 1
@@ -380,12 +396,17 @@ class _Builder(_Strict):
         assert calibrator.get_batch_size() == shape[0]
         low, high, batches = np.inf, -np.inf, 0
         while True:
-            pointers = calibrator.get_batch([tensor["name"]])
+            try:  # as TensorRT's Python wrapper: an exception is printed and ends the data
+                pointers = calibrator.get_batch([tensor["name"]])
+            except Exception as error:  # noqa: BLE001 - mirrors the real wrapper
+                print(f"[TRT] [E] Exception caught in get_batch(): {error}")
+                pointers = None
             if not pointers:
                 break
             data = MEMORY.read(int(pointers[0]), shape, np.float32)
             low, high, batches = min(low, data.min()), max(high, data.max()), batches + 1
-        assert batches > 0, "the calibrator produced no batch"
+        if batches == 0:  # real TensorRT: "Calibration failure occurred with no scaling factors"
+            return False
         state.calibration_batches += batches
         calibrator.write_calibration_cache(
             f"FakeEntropyCalibration2\n{tensor['name']}: {low:.6f} {high:.6f} ({batches} batches)\n".encode())
@@ -395,7 +416,7 @@ class _Runtime(_Strict):
     _SETTABLE = ("DLA_core",)
 
     def __init__(self, logger):
-        assert isinstance(logger, Logger), "Runtime(logger)"
+        self._mod._fake.register_logger(logger)  # Runtime(logger)
         self.DLA_core = 0
 
     def deserialize_cuda_engine(self, data):
@@ -567,7 +588,8 @@ def make_fake_tensorrt(version: str = "10.3.0", gpu: str = FAKE_GPU,
     mod.Logger = Logger
 
     def init_libnvinfer_plugins(logger, namespace):
-        assert isinstance(logger, Logger) and isinstance(namespace, str)
+        assert isinstance(namespace, str)
+        state.register_logger(logger)
         state.plugins_initialised = True
         return True
 
