@@ -91,7 +91,8 @@ def ensure_engine(onnx_path: str, precision: str = DEFAULT_PRECISION, shapes: Op
     gpu = gpu or gpu_identity()
     cache_dir = cache_dir or default_cache_dir()
     onnx_sha = sha256_file(onnx_path)
-    key = engine_key(trt.__version__, gpu, precision, profile, dla_core, onnx_sha)
+    calib_files = _calibration_files(info, profile, calib_data, calib_count) if plan.calibrate else None
+    key = engine_key(trt.__version__, gpu, precision, profile, dla_core, onnx_sha, calib_files)
     path = engine_cache_path(cache_dir, onnx_path, key)
     if not rebuild and os.path.isfile(path) and os.path.isfile(sidecar_path(path)):
         problem = deserialize_problem(trt, path, dla_core)
@@ -108,7 +109,7 @@ def ensure_engine(onnx_path: str, precision: str = DEFAULT_PRECISION, shapes: Op
             convert_to_fp16(onnx_path, source)
     calibrator, bar, calibration = None, None, None
     if plan.calibrate:
-        calibrator, bar, calibration = _calibrator(trt, info, profile, calib_data, calib_count,
+        calibrator, bar, calibration = _calibrator(trt, info, profile, calib_data, calib_files,
                                                    cache_dir, onnx_sha, gpu, cuda)
     log(f"building {precision} engine for {gpu} with TensorRT {trt.__version__} "
         "(a few minutes on a Jetson; later builds reuse the timing cache)")
@@ -155,12 +156,17 @@ def _check_calibration(calibrator, calibration: Dict[str, Any], calib_data: str)
                      "and build again")
 
 
-def _calibrator(trt, info: OnnxInfo, profile, calib_data: str, calib_count: int, cache_dir: str,
+def _calibration_files(info: OnnxInfo, profile, calib_data: str, calib_count: int) -> List[str]:
+    """The calibration images, chosen evenly from ``calib_data`` (part of the engine's key)."""
+    preprocessor = input_preprocessor(info.metadata, profile[info.input_name][1], info.path)
+    return select_calibration_files(calib_data, data_kind(preprocessor), calib_count)
+
+
+def _calibrator(trt, info: OnnxInfo, profile, calib_data: str, files: List[str], cache_dir: str,
                 onnx_sha: str, gpu: str, cuda):
     from tqdm import tqdm
     batch_shape = profile[info.input_name][1]  # calibration runs at the profile's opt shape
     preprocessor = input_preprocessor(info.metadata, batch_shape, info.path)
-    files = select_calibration_files(calib_data, data_kind(preprocessor), calib_count)
     cache = calibration_cache_path(cache_dir, info.path, onnx_sha, trt.__version__, gpu,
                                    batch_shape, files)
     cached = os.path.isfile(cache)

@@ -23,7 +23,7 @@ import ctypes.util
 import hashlib
 import json
 import os
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 SIDECAR_FORMAT = "gan-compression-trt-engine/1"
 # Bump when the build recipe changes in a way that makes old engines wrong (not just slower).
@@ -76,11 +76,22 @@ def _hash_of(obj: Any) -> str:
 
 
 def engine_key(trt_version: str, gpu: str, precision: str, shapes: ProfileShapes,
-               dla_core: Optional[int], onnx_sha256: str) -> Dict[str, Any]:
-    """Everything an engine depends on; two builds with equal keys are interchangeable."""
-    return {"recipe": RECIPE_VERSION, "trt_version": trt_version, "gpu": gpu, "precision": precision,
-            "shapes": {name: [list(s) for s in triple] for name, triple in sorted(shapes.items())},
-            "dla_core": dla_core, "onnx_sha256": onnx_sha256}
+               dla_core: Optional[int], onnx_sha256: str,
+               calibration_files: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    """Everything an engine depends on; two builds with equal keys are interchangeable. An INT8
+    engine built by calibration also depends on its calibration inputs (``calibration_files``):
+    other --calib-data or another --calib-count is another engine."""
+    key = {"recipe": RECIPE_VERSION, "trt_version": trt_version, "gpu": gpu, "precision": precision,
+           "shapes": {name: [list(s) for s in triple] for name, triple in sorted(shapes.items())},
+           "dla_core": dla_core, "onnx_sha256": onnx_sha256}
+    if calibration_files is not None:
+        key["calibration"] = calibration_identity(calibration_files)
+    return key
+
+
+def calibration_identity(files: Sequence[str]) -> List[Any]:
+    """The calibration inputs as the caches see them: each file's name and size, in order."""
+    return [(os.path.basename(f), os.path.getsize(f)) for f in files]
 
 
 def key_hash(key: Dict[str, Any]) -> str:
@@ -101,7 +112,7 @@ def calibration_cache_path(cache_dir: str, onnx_path: str, onnx_sha256: str, trt
     """Calibration tables depend on the data and the network; tables computed on one GPU were
     reported to differ on another (NVIDIA/TensorRT#2036), so the GPU is part of the key too."""
     stem = os.path.splitext(os.path.basename(onnx_path))[0]
-    data = [(os.path.basename(f), os.path.getsize(f)) for f in files]
+    data = calibration_identity(files)
     key = {"onnx": onnx_sha256, "trt": trt_version, "gpu": gpu, "shape": list(opt_shape), "data": data}
     return os.path.join(cache_dir, f"{stem}-{_hash_of(key)}.calib")
 

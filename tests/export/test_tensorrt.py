@@ -176,6 +176,19 @@ def test_a_bad_calibration_image_fails_the_build_and_leaves_no_table(monkeypatch
     assert trt._fake.builds <= 1
 
 
+def test_other_calibration_data_is_another_int8_engine(monkeypatch, capsys, tmp_path, static_onnx):
+    """The engine cache key ignored the calibration inputs: another --calib-count (or folder)
+    returned the old INT8 engine."""
+    trt = fake_tensorrt.install_for_build(monkeypatch, "10.3.0")
+    base = [static_onnx, "--precision", "int8", "--calib-data", FACADES, "--cache-dir", tmp_path]
+    assert _run(base + ["--calib-count", 4], capsys)[0] == 0
+    assert _run(base + ["--calib-count", 6], capsys)[0] == 0
+    assert trt._fake.builds == 2 and len(list(tmp_path.glob("*.engine"))) == 2
+    assert _run(base + ["--calib-count", 6], capsys)[0] == 0 and trt._fake.builds == 2  # cached
+    key = cli.engine_key("10.3.0", "gpu", "fp16", {}, None, "sha")
+    assert "calibration" not in key  # FP16 engines do not depend on calibration data
+
+
 def test_int8_needs_calibration_data(monkeypatch, capsys, tmp_path, static_onnx):
     fake_tensorrt.install_for_build(monkeypatch, "8.5.2.2")
     code, _, err = _run([static_onnx, "--precision", "int8", "--cache-dir", tmp_path], capsys)
