@@ -71,3 +71,12 @@ def test_every_module_has_a_docstring_and_stays_readable(package):
         assert ast.get_docstring(tree), f"{path.relative_to(REPO)} has no module docstring"
         lines = path.read_text().count("\n")
         assert lines <= 650, f"{path.relative_to(REPO)} has {lines} lines; split it"
+
+
+def test_gpu_requirements_install_with_pip_alone_and_keep_calibrated_int8():
+    """tensorrt>=10 resolved to 11.x (no calibrated INT8, no JetPack/DLA in 11.0-11.4), and the
+    pycuda sdist fails to build without the CUDA toolkit headers on a pip-only desktop."""
+    lines = [line.split("#")[0].strip() for line in (REPO / "requirements-gpu.txt").read_text().splitlines()]
+    specs = {line.split(";")[0].split("<")[0].split(">")[0].split("=")[0].strip(): line
+             for line in lines if line}
+    assert "<11" in specs["tensorrt"] and "pycuda" not in specs
