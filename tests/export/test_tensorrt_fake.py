@@ -25,7 +25,8 @@ def _engine_and_context(trt, onnx_path):
 def test_bindings_api_and_implicit_batch_leftovers_are_absent(version, onnx_path):
     trt = make_fake_tensorrt(version)
     engine, context = _engine_and_context(trt, onnx_path)
-    for obj, name in ((context, "execute_async_v2"), (context, "execute_v2"),
+    assert hasattr(context, "execute_v2")  # still in 8.5, 10 and 11: not stricter than reality
+    for obj, name in ((context, "execute_async_v2"),
                       (context, "set_binding_shape"), (engine, "get_binding_index"),
                       (engine, "num_bindings"), (engine, "max_batch_size"),
                       (engine, "get_binding_shape"), (trt.Builder(trt_logger(trt)), "build_engine"),
@@ -76,8 +77,10 @@ def test_runtime_checks_catch_runner_mistakes(onnx_path):
         engine.get_tensor_shape("x")
     with pytest.raises(AssertionError, match="bad address"):
         context.set_tensor_address("input", 0)
-    context.set_tensor_address("input", 12345)
-    context.set_tensor_address("output", 67890)
+    with pytest.raises(AssertionError, match="not 256-byte aligned"):
+        context.set_tensor_address("input", 12345)  # TensorRT requires 256-byte aligned I/O
+    context.set_tensor_address("input", 256 * 48)
+    context.set_tensor_address("output", 256 * 265)
     with pytest.raises(AssertionError, match="not inside a device allocation"):
         context.execute_async_v3(1)  # host or bogus pointers are not device memory
 
@@ -92,3 +95,14 @@ def test_one_logger_per_process_as_tensorrt_keeps_it():
         trt.Builder(trt.Logger(trt.Logger.VERBOSE))
     assert trt_logger(trt, "VERBOSE") is shared and shared.min_severity == trt.Logger.VERBOSE
     trt.Builder(trt_logger(trt))  # the same object: accepted
+
+
+def test_a_truncated_engine_deserialises_to_none_as_tensorrt_does(onnx_path):
+    trt = make_fake_tensorrt("8.5.2.2")
+    plan = precision_plan(trt.__version__, "fp32")
+    shapes, dynamic = resolve_profile(read_onnx_info(onnx_path))
+    data = build_serialized_engine(trt, onnx_path, plan, shapes, dynamic)
+    runtime = trt.Runtime(trt_logger(trt))
+    assert runtime.deserialize_cuda_engine(data) is not None
+    for cut in (10, 40, len(data) // 2):
+        assert runtime.deserialize_cuda_engine(data[:cut]) is None

@@ -23,14 +23,20 @@ import numpy as np
 from engines.cuda_buffers import DeviceBuffers
 
 
+ALIGNMENT = 256  # bytes: cudaMalloc's guarantee, and what set_tensor_address requires
+
+
 class FakeDeviceMemory:
     def __init__(self):
         self._blocks: Dict[int, np.ndarray] = {}
         self._lock = threading.Lock()
 
     def malloc(self, nbytes: int) -> int:
+        """A 256-byte aligned block, as cudaMalloc returns (TensorRT requires the alignment)."""
         assert int(nbytes) > 0, f"fake CUDA: malloc of {nbytes} bytes"
-        block = np.zeros(int(nbytes), dtype=np.uint8)
+        padded = np.zeros(int(nbytes) + ALIGNMENT - 1, dtype=np.uint8)
+        offset = -padded.ctypes.data % ALIGNMENT
+        block = padded[offset:offset + int(nbytes)]  # a view: keeps ``padded`` alive
         with self._lock:
             self._blocks[block.ctypes.data] = block
         return block.ctypes.data

@@ -18,9 +18,9 @@ that reaches for a removed or version-specific API fails the suite:
 - < 10 only: ``NetworkDefinitionCreationFlag.EXPLICIT_BATCH`` is *required* (the 8.5 parser
   asserts), and the parser needs ``init_libnvinfer_plugins`` for InstanceNormalization (a plugin
   there), rejects opset > 17 and Pad with an ``axes`` input. 10 keeps EXPLICIT_BATCH (ignored);
-  11 drops it. ``LayerType.NORMALIZATION`` exists from 10.
+  11 drops it. ``LayerType.NORMALIZATION`` exists from 8.6; ``execute_v2`` everywhere (unused).
 
-Absent everywhere, so ``AttributeError``: ``execute_async_v2``/``execute_v2``, ``get_binding_*``,
+Absent everywhere, so ``AttributeError``: ``execute_async_v2``, ``get_binding_*``,
 ``num_bindings``, ``max_batch_size``, ``max_workspace_size`` (writing an unknown attribute on
 any fake object raises too), ``build_engine``, ``platform_has_fast_fp16``.
 
@@ -58,6 +58,7 @@ class FakeState:
 
     def __init__(self, version: str, gpu: str, num_dla_cores: int):
         self.version, self.major, self.gpu = version, int(version.split(".")[0]), gpu
+        self.minor_version = tuple(int(v) for v in version.split(".")[:2])  # (8, 5), (10, 3), ...
         self.num_dla_cores = num_dla_cores
         self.raise_on_bad_engine = False  # deserialize raises instead of returning None
         self.plugins_initialised = False
@@ -374,9 +375,10 @@ class _Builder(_Strict):
                   "inputs": inputs,
                   "outputs": [{"name": t.name, "shape": list(t.shape), "dtype": int(t.dtype)}
                               for t in network._outputs]}
+        body = network._model.SerializeToString()
+        header["body_bytes"] = len(body)  # lets deserialisation notice a truncated file
         head = json.dumps(header).encode()
-        return _HostMemory(MAGIC + struct.pack("<I", len(head)) + head
-                           + network._model.SerializeToString())
+        return _HostMemory(MAGIC + struct.pack("<I", len(head)) + head + body)
 
     def _calibrate(self, config, network, inputs):
         state, calibrator = self._mod._fake, config.int8_calibrator
@@ -426,9 +428,16 @@ class _Runtime(_Strict):
         if not data.startswith(MAGIC):
             problem = "not a serialized engine"
         else:
-            (size,) = struct.unpack("<I", data[8:12])
-            header = json.loads(data[12:12 + size])
-            if header["version"] != state.version:
+            try:  # a truncated file: TensorRT returns None (its log says why)
+                (size,) = struct.unpack("<I", data[8:12])
+                header = json.loads(data[12:12 + size])
+                complete = len(data) == 12 + size + int(header.get("body_bytes", len(data) - 12 - size))
+                problem = None if complete else "truncated engine"
+            except (struct.error, ValueError):
+                header, problem = {}, "truncated engine"
+            if problem is not None:
+                pass
+            elif header["version"] != state.version:
                 problem = f"built by TensorRT {header['version']}, this is {state.version}"
             elif header["gpu"] != state.gpu:
                 problem = f"built for {header['gpu']}, this is {state.gpu}"
@@ -528,6 +537,7 @@ class _Context(_Strict):
     def set_tensor_address(self, name, ptr):
         self._engine._tensor(name)
         assert isinstance(ptr, int) and not isinstance(ptr, bool) and ptr, f"bad address {ptr!r}"
+        assert ptr % 256 == 0, f"set_tensor_address({name!r}): {ptr:#x} is not 256-byte aligned"
         self._addresses[name] = ptr
         return True
 
@@ -546,6 +556,13 @@ class _Context(_Strict):
                 _NPTYPES[self._mod.DataType(engine._io[name]["dtype"]).name]))
         self._mod._fake.executions += 1
         return True
+
+    def execute_v2(self, bindings):
+        """The synchronous bindings call, still present in 8.5, 10 and 11 (the project uses
+        execute_async_v3): addresses in I/O-tensor order."""
+        for name, ptr in zip(self._engine._names, bindings):
+            self.set_tensor_address(name, int(ptr))
+        return self.execute_async_v3(0)
 
 
 class _Calibrator:
@@ -573,7 +590,7 @@ def make_fake_tensorrt(version: str = "10.3.0", gpu: str = FAKE_GPU,
         builder_flags += ["FP16", "INT8", "OBEY_PRECISION_CONSTRAINTS", "PREFER_PRECISION_CONSTRAINTS",
                           "DIRECT_IO"]
     layer_types = sorted(set(LAYER_OF_OP.values()) | {"UNARY", "PLUGIN_V2"}
-                         | ({"NORMALIZATION"} if major >= 10 else set()))
+                         | ({"NORMALIZATION"} if state.minor_version >= (8, 6) else set()))
     mod.NetworkDefinitionCreationFlag = enum.IntEnum("NetworkDefinitionCreationFlag", network_flags)
     mod.BuilderFlag = enum.IntEnum("BuilderFlag", builder_flags)
     mod.MemoryPoolType = enum.IntEnum("MemoryPoolType", ["WORKSPACE", "DLA_MANAGED_SRAM",
