@@ -53,19 +53,45 @@ def test_tensorrt_11_has_no_weak_typing_or_calibration():
     assert trt.BuilderFlag.GPU_FALLBACK  # kept
 
 
-def test_tensorrt_85_needs_explicit_batch_and_plugins(onnx_path):
+def test_tensorrt_85_needs_explicit_batch_and_registers_its_plugins_itself(onnx_path):
     trt = make_fake_tensorrt("8.5.2.2")
     logger = trt_logger(trt)
     builder = trt.Builder(logger)
     with pytest.raises(AssertionError, match="EXPLICIT_BATCH"):
         trt.OnnxParser(builder.create_network(0), logger).parse_from_file(onnx_path)
     explicit = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-    parser = trt.OnnxParser(builder.create_network(explicit), logger)
-    assert not parser.parse_from_file(onnx_path)  # InstanceNormalization is a plugin on 8.5
-    assert "init_libnvinfer_plugins" in str(parser.get_error(0))
-    trt.init_libnvinfer_plugins(logger, "")
+    # InstanceNormalization becomes the InstanceNormalization_TRT plugin, which the 8.5 parser
+    # registers itself: no init_libnvinfer_plugins call is needed (the project still makes one)
     assert trt.OnnxParser(builder.create_network(explicit), logger).parse_from_file(onnx_path)
+    assert not trt._fake.plugins_initialised
     assert not hasattr(trt.LayerType, "NORMALIZATION")  # 8.6+
+
+
+def test_tensorrt_85_importer_rejects_unknown_ops_and_non_constant_weights(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+    trt = make_fake_tensorrt("8.5.2.2")
+    logger = trt_logger(trt)
+    explicit = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+
+    def parse(nodes, inputs, initializers=()):
+        graph = helper.make_graph(nodes, "g", inputs,
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])],
+                                  list(initializers))
+        path = tmp_path / "m.onnx"
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+        parser = trt.OnnxParser(trt.Builder(logger).create_network(explicit), logger)
+        return parser.parse_from_file(str(path)), [str(parser.get_error(i)) for i in range(parser.num_errors)]
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])
+    ok, errors = parse([helper.make_node("LayerNormalization", ["x", "s"], ["y"])], [x],
+                       [helper.make_tensor("s", TensorProto.FLOAT, [4], [1.0] * 4)])
+    assert not ok and errors == ["No importer registered for op: LayerNormalization"]  # 8.6+
+    scale = helper.make_tensor_value_info("scale", TensorProto.FLOAT, [3])  # a graph input, not weights
+    bias = helper.make_tensor("bias", TensorProto.FLOAT, [3], [0.0] * 3)
+    ok, errors = parse([helper.make_node("InstanceNormalization", ["x", "scale", "bias"], ["y"])],
+                       [x, scale], [bias])
+    assert not ok and "input 1 must be an initializer" in errors[0]
 
 
 def test_runtime_checks_catch_runner_mistakes(onnx_path):

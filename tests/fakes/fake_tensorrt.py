@@ -218,16 +218,49 @@ class _OnnxParser(_Strict):
             opset = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
             if opset > 17:
                 self._errors.append(f"TensorRT 8.5 supports ONNX operators up to opset 17, got {opset}")
-            ops = [n.op_type for n in model.graph.node]
-            if "InstanceNormalization" in ops and not state.plugins_initialised:
-                self._errors.append("Plugin not found: InstanceNormalization_TRT (call "
-                                    "init_libnvinfer_plugins before parsing)")
-            if any(n.op_type == "Pad" and len(n.input) > 3 and n.input[3] for n in model.graph.node):
-                self._errors.append("Pad: the axes input is not supported")
+            # (the 8.5 parser registers the standard plugins itself: InstanceNormalization_TRT
+            # needs no init_libnvinfer_plugins call)
+            self._errors += _importer_8_5_errors(model)
         if self._errors:
             return False
         self._network._load(model)
         return True
+
+
+# The ops onnx-tensorrt 8.5-GA registers importers for (docs/operators.md of that tag);
+# anything else fails with "No importer registered for op".
+OPS_8_5 = frozenset("""
+Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool BatchNormalization Cast
+Ceil Celu Clip Concat Constant ConstantOfShape Conv ConvTranspose Cos Cosh CumSum DepthToSpace
+DequantizeLinear Div Dropout Einsum Elu Equal Erf Exp Expand EyeLike Flatten Floor GRU Gather
+GatherElements GatherND Gemm GlobalAveragePool GlobalLpPool GlobalMaxPool Greater GreaterOrEqual
+HardSigmoid HardSwish Hardmax Identity If ImageScaler InstanceNormalization IsInf IsNaN LRN LSTM
+LeakyRelu Less LessOrEqual Log LogSoftmax Loop LpNormalization LpPool MatMul Max MaxPool Mean Min
+Mod Mul Neg NonMaxSuppression NonZero Not OneHot Or PRelu Pad ParametricSoftplus Pow
+QuantizeLinear RNN RandomNormal RandomNormalLike RandomUniform RandomUniformLike Range Reciprocal
+ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp ReduceMax ReduceMean ReduceMin ReduceProd ReduceSum
+ReduceSumSquare Relu Reshape Resize ReverseSequence RoiAlign Round ScaledTanh Scan ScatterElements
+ScatterND Selu Shape Shrink Sigmoid Sign Sin Sinh Size Slice Softmax Softplus Softsign
+SpaceToDepth Split Sqrt Squeeze Sub Sum Tan Tanh ThresholdedRelu Tile TopK Transpose Trilu
+Unsqueeze Upsample Where Xor""".split())
+# inputs the 8.5 importer reads as weights: they must be initializers (or Constant outputs)
+WEIGHT_INPUTS_8_5 = {"InstanceNormalization": (1, 2), "Slice": (3,), "Squeeze": (1,)}
+
+
+def _importer_8_5_errors(model) -> List[str]:
+    constants = {t.name for t in model.graph.initializer}
+    constants |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    errors = []
+    for node in model.graph.node:
+        if node.domain not in ("", "ai.onnx") or node.op_type not in OPS_8_5:
+            errors.append(f"No importer registered for op: {node.op_type}")
+            continue
+        for index in WEIGHT_INPUTS_8_5.get(node.op_type, ()):
+            if len(node.input) > index and node.input[index] and node.input[index] not in constants:
+                errors.append(f"{node.op_type} ({node.name}): input {index} must be an initializer")
+        if node.op_type == "Pad" and len(node.input) > 3 and node.input[3]:
+            errors.append("Pad: the axes input is not supported")
+    return errors
 
 
 class _Profile(_Strict):
