@@ -4,9 +4,10 @@ Three API generations must work from one code path; what differs lives in `preci
 pure function of (TensorRT version, precision, DLA core, what the ONNX already contains) that
 tests check without TensorRT:
 
-- 8.5: ``create_network`` needs the EXPLICIT_BATCH flag (its ONNX parser asserts it), and
-  ``init_libnvinfer_plugins`` must run before parsing because InstanceNormalization is imported
-  as the ``InstanceNormalization_TRT`` plugin.
+- 8.5: ``create_network`` needs the EXPLICIT_BATCH flag (its ONNX parser asserts it).
+  InstanceNormalization is imported as the ``InstanceNormalization_TRT`` plugin, which the 8.5
+  parser registers itself; ``init_libnvinfer_plugins`` is still called first (harmless, and
+  custom plugins would need it).
 - 10: EXPLICIT_BATCH is ignored (pass 0); FP16/INT8 builder flags and calibrators still exist.
 - 11: the FP16/INT8 flags, precision-constraint flags and calibrators are gone: networks are
   strongly typed. FP16 needs an FP16-typed ONNX (made here with onnxconverter-common, keeping
@@ -67,7 +68,7 @@ class PrecisionPlan:
     trt_version: str
     precision: str
     network_flags: Tuple[str, ...] = ()  # NetworkDefinitionCreationFlag names OR-ed together
-    require_plugins: bool = False  # init_libnvinfer_plugins is mandatory (8.x InstanceNorm plugin)
+    require_plugins: bool = False  # 8.x: the InstanceNorm plugin path (the parser registers it too)
     builder_flags: Tuple[str, ...] = ()  # BuilderFlag names to set
     convert_onnx_to_fp16: bool = False  # 11+: build from an FP16-typed copy of the ONNX
     calibrate: bool = False  # INT8 by calibration (IInt8EntropyCalibrator2 + a cached table)
@@ -347,7 +348,7 @@ def build_serialized_engine(trt, onnx_path: str, plan: PrecisionPlan, profile: P
     """
     logger = trt_logger(trt, "VERBOSE" if verbose else "WARNING")  # one logger per process
     if plan.require_plugins:
-        trt.init_libnvinfer_plugins(logger, "")  # 8.5: InstanceNormalization_TRT lives here
+        trt.init_libnvinfer_plugins(logger, "")  # 8.5: InstanceNormalization_TRT (belt and braces)
     elif hasattr(trt, "init_libnvinfer_plugins"):
         trt.init_libnvinfer_plugins(logger, "")  # harmless later; custom ops may still need it
     builder = trt.Builder(logger)
