@@ -171,9 +171,22 @@ def check_ranges(cfg: Any) -> None:
     for key in ("beta1", "beta2"):
         if value(key) is not None and not 0 <= value(key) < 1:
             raise ValueError(f"{key} must be in [0, 1), got {value(key)}")
-    for key in ("pool_size", "holdout_items", "num_workers"):
+    for key in ("pool_size", "holdout_items", "num_workers", "weight_decay", "latency_warmup", "shard"):
         if value(key) is not None and value(key) < 0:
             raise ValueError(f"{key} must be >= 0, got {value(key)}")
+    for key in ("batch_size", "population", "generations", "latency_runs", "calibration_images",
+                "kid_subsets", "width", "depth", "checkpoint_every", "num_shards", "cpu_threads",
+                "latency_threads", "eval_max_images"):
+        if value(key) is not None and value(key) < 1:
+            raise ValueError(f"{key} must be >= 1, got {value(key)}")
+    for key in ("parents_fraction", "mutation_fraction", "mutate_prob"):
+        if value(key) is not None and not 0 <= value(key) <= 1:
+            raise ValueError(f"{key} is a fraction: it must be in [0, 1], got {value(key)}")
+    for key in ("budget_macs", "budget_latency_ms"):
+        if value(key) is not None and not value(key) > 0:
+            raise ValueError(f"{key} must be > 0, got {value(key)}")
+    if value("shard") is not None and value("num_shards") and value("shard") >= value("num_shards"):
+        raise ValueError(f"shard = {value('shard')} must be below num_shards = {value('num_shards')}")
     lambdas = [k for k in getattr(cfg, "__dataclass_fields__", {}) if k.startswith("lambda_")]
     for key in lambdas:
         if value(key) < 0:

@@ -38,7 +38,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import torch
 
-from compress.config import describe_config, load_config, option
+from compress.config import check_ranges, describe_config, load_config, option
 
 METRICS = ("fid", "kid", "miou", "psnr")
 
@@ -75,6 +75,7 @@ class EvaluateConfig:
     cpu_threads: Optional[int] = option(None, "intra-op CPU threads")
 
     def __post_init__(self) -> None:
+        check_ranges(self)
         unknown = sorted(set(self.metric_list) - set(METRICS))
         if unknown:
             raise ValueError(f"metrics: unknown {', '.join(unknown)}; choose from {', '.join(METRICS)}")

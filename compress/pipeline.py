@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from compress.config import describe_config, load_config, option, read_toml_document
+from compress.config import check_ranges, describe_config, load_config, option, read_toml_document
 
 FLOWS = {"fast": ("supernet", "search", "finetune", "extract"),
          "original": ("distill", "supernet", "search", "finetune", "extract")}
@@ -78,6 +78,7 @@ class PipelineConfig:
     cpu_threads: Optional[int] = option(None, "intra-op CPU threads")
 
     def __post_init__(self) -> None:
+        check_ranges(self)
         if self.flow not in FLOWS:
             raise ValueError(f"flow = {self.flow!r}: choose one of {', '.join(FLOWS)}")
         if not self.teacher:

@@ -34,7 +34,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import torch
 from tqdm import tqdm
 
-from compress.config import describe_config, diff_configs, load_config, option, save_config
+from compress.config import check_ranges, describe_config, diff_configs, load_config, option, save_config
 from compress.search_results import (HIGHER_IS_BETTER, append_row, format_table, higher_is_better,
                                      merge_main, merge_rows, pareto_front, read_log, select_main,
                                      write_summary, write_table)
@@ -108,6 +108,7 @@ class SearchConfig:
     cpu_threads: Optional[int] = option(None, "intra-op CPU threads of the evaluation")
 
     def __post_init__(self) -> None:
+        check_ranges(self)
         choices = {"strategy": STRATEGIES, "metric": METRICS, "latency_backend": ("onnxruntime", "torch"),
                    "weight_strategy": ("arithmetic", "geometric"),
                    "dataset_mode": ("labelmap", "aligned", "unaligned", "cityscapes"),

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from compress.atomic import atomic_write
-from compress.config import config_dict, describe_config, load_config, option, save_config
+from compress.config import check_ranges, config_dict, describe_config, load_config, option, save_config
 from compress.data import build_dataset, make_dataloader
 from compress.metrics import confusion_matrix, iou_per_class
 from compress.palettes import load_palette
@@ -69,6 +69,7 @@ class SegmenterConfig:
     output: str = option("runs/segmenter/facades", "run folder")
 
     def __post_init__(self):
+        check_ranges(self)
         parse_size(self.resolution)
         if self.stem_stride not in (1, 2):
             raise ValueError(f"stem_stride must be 1 or 2, got {self.stem_stride}")

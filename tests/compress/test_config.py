@@ -129,3 +129,20 @@ def test_describe_and_dump():
     assert "palette (str or none, default none)" in text
     assert "widths (list of int, default [16, 32])" in text
     assert dumps_config(Demo(), header="h").startswith("# h\nname = \"run\"\n")
+
+
+@pytest.mark.parametrize("command, argv, message", [
+    ("compress.search", ["--supernet=s", "--dataroot=d", "--population=0"], "population must be >= 1"),
+    ("compress.search", ["--supernet=s", "--dataroot=d", "--mutate_prob=2"], "mutate_prob is a fraction"),
+    ("compress.search", ["--supernet=s", "--dataroot=d", "--num_shards=2", "--shard=2"],
+     "shard = 2 must be below num_shards = 2"),
+    ("compress.search", ["--supernet=s", "--dataroot=d", "--budget_macs=-1"], "budget_macs must be > 0"),
+    ("compress.train_segmenter", ["--lr=0"], "lr must be > 0"),
+    ("compress.evaluate", ["g.safetensors", "--kid_subsets=0", "--metrics=kid"], "kid_subsets must be >= 1"),
+])
+def test_every_command_checks_numeric_ranges_when_reading_its_config(command, argv, message, capsys):
+    """Numbers out of range fail when the config is read, with the setting's name (not deep in
+    a run with a traceback)."""
+    import importlib
+    assert importlib.import_module(command).main(argv) == 2
+    assert message in capsys.readouterr().err
