@@ -47,6 +47,17 @@ def _seeded():
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models are dominated by per-op overhead: one intra-op thread is several times faster
+    than two on the shared 2-core test machines; commands that set their own thread count
+    (cpu_threads) are undone after each test."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture
 def h2z_checkpoint() -> Path:
     return needs_shared(H2Z_CHECKPOINT)

@@ -1,19 +1,8 @@
-"""Set-up shared by the compress tests: tiny training runs are dominated by per-op overhead, so
-one intra-op thread is several times faster than two on the shared 2-core test machines (no
-spinning OpenMP threads); commands that set their own thread count are undone after each test.
-Also the one comparison of two runs' resumable states (exact resume tests)."""
+"""Helpers shared by the compress tests: the one comparison of two runs' resumable states (exact
+resume tests). The one-thread fixture lives in tests/conftest.py."""
 import os
 
-import pytest
 import torch
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def assert_same_training_state(dir_a, dir_b):
@@ -33,3 +22,22 @@ def assert_same_training_state(dir_a, dir_b):
                 assert torch.equal(value, b["optimizers"][name]["state"][index][slot]), f"{name} {slot}"
     assert a["history"] == b["history"]
     return a, b
+
+
+def train_as_rank(rank: int, world_size: int, port: int, build, cfg, out_dir) -> None:
+    """One torchrun-like process of a multi-process test: join the gloo group, train with
+    ``build(cfg, ctx)`` (a trainer factory), save the exit code and final weights to
+    ``out_dir/rank<N>.pt`` for the test to compare."""
+    from compress.training import distributed as D
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    ctx = D.setup(cfg.device)
+    try:
+        trainer = build(cfg, ctx)
+        code = trainer.fit()
+        weights = {f"{name}.{k}": v.detach().clone() for name, module in trainer.recipe.modules.items()
+                   for k, v in module.state_dict().items()}
+        torch.save({"code": code, "weights": weights}, os.path.join(out_dir, f"rank{rank}.pt"))
+    finally:
+        D.teardown(ctx)

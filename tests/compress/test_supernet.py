@@ -13,7 +13,7 @@ from compress.supernet import SupernetConfig, load_supernet, main, search_space_
 from compress.training.engine import STATE_FILE
 from compress.training.stage import load_aux
 from compress.training.state import load_training_state
-from tests.compress.conftest import assert_same_training_state
+from tests.compress.conftest import assert_same_training_state, train_as_rank
 from tests.compress.stage_helpers import (FACADES, SMOKE_SUPERNET, SPADE_ARGS, args, resnet_teacher,
                                          spade_teacher)
 
@@ -130,22 +130,10 @@ def test_bad_settings_exit_2_with_a_clear_message(tmp_path, capsys, teacher, ext
 
 
 def _rank_main(rank, world_size, port, teacher, run_dir, out_dir):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
     from compress.supernet import STAGE
-    from compress.training import distributed as D
     from compress.training.stage import build_stage_trainer
     cfg = config(teacher, run_dir, "--batch_size=1", "--sampling=sandwich", "--device=cpu")
-    ctx = D.setup(cfg.device)
-    try:
-        trainer = build_stage_trainer(cfg, ctx, STAGE)
-        code = trainer.fit()
-        weights = {f"{name}.{k}": v.detach().clone() for name, module in trainer.recipe.modules.items()
-                   for k, v in module.state_dict().items()}
-        torch.save({"code": code, "weights": weights}, os.path.join(out_dir, f"rank{rank}.pt"))
-    finally:
-        D.teardown(ctx)
+    train_as_rank(rank, world_size, port, lambda c, ctx: build_stage_trainer(c, ctx, STAGE), cfg, out_dir)
 
 
 @pytest.mark.slow  # two spawned processes: 8-12 s on the shared 2-core CPU

@@ -37,15 +37,6 @@ FAMILIES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models run fastest on one thread on the shared 2-core machines."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny(arch, build):
     model = build_generator(arch, **build).eval()
     with torch.no_grad():  # non-trivial batch-norm statistics, so a wrong slice would show

@@ -16,6 +16,7 @@ from compress.models.discriminators import NLayerDiscriminator
 from compress.train import TrainConfig, train
 from compress.training.engine import STATE_FILE
 from compress.training.state import load_training_state
+from tests.compress.conftest import train_as_rank
 from tests.compress.training.test_engine import FACADES, SMOKE
 from tests.conftest import REPO
 
@@ -34,21 +35,9 @@ def overrides(run_dir, batch_size):
 
 
 def _rank_main(rank, world_size, port, run_dir, out_dir):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
     from compress.train import build_trainer
-    from compress.training import distributed as D
     cfg = load_config(TrainConfig, SMOKE, overrides(run_dir, 1))
-    ctx = D.setup(cfg.device)
-    try:
-        trainer = build_trainer(cfg, ctx)
-        code = trainer.fit()
-        weights = {f"{name}.{k}": v.detach().clone() for name, module in trainer.recipe.modules.items()
-                   for k, v in module.state_dict().items()}
-        torch.save({"code": code, "weights": weights}, os.path.join(out_dir, f"rank{rank}.pt"))
-    finally:
-        D.teardown(ctx)
+    train_as_rank(rank, world_size, port, build_trainer, cfg, out_dir)
 
 
 def test_two_gloo_processes_end_identical_and_match_a_double_batch(tmp_path):
