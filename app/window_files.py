@@ -123,7 +123,7 @@ class WindowFiles:
             self.show_error(f"Open {name} model", str(error))
 
     def _ask_user(self, title: str, question: str) -> bool:
-        buttons = QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel
+        buttons = QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel  # novermin (Qt flags)
         return QMessageBox.question(self, title, question, buttons) == QMessageBox.StandardButton.Yes
 
 

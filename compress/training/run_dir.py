@@ -66,12 +66,12 @@ def lock(run_dir: str, command: str = "compress.train") -> None:
         return
     try:
         os.makedirs(run_dir, exist_ok=True)
-        fd = os.open(os.path.join(run_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o666)
+        fd = os.open(os.path.join(run_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o666)  # novermin
     except OSError as error:
         path = os.path.join(run_dir, LOCK_FILE)
         raise OSError(f"could not write {path}: {error.strerror or error}") from None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # novermin (int flags, not a union type)
     except OSError:
         owner = os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
         os.close(fd)
