@@ -169,7 +169,7 @@ class MainWindow(WindowActions, WindowFiles, QMainWindow):
         other = "compressed" if name == "original" else "original"
         problem = model_files.compatibility_problem(metadata, self.metadata.get(other, {}))
         if problem:
-            raise model_files.PairMismatch(problem)
+            raise model_files.PairMismatch(problem, metadata)
         if name == "original" or not self.metadata.get("original"):
             self._setup_document(metadata)
         paths = dict(self.paths, **{name: path})
@@ -178,11 +178,11 @@ class MainWindow(WindowActions, WindowFiles, QMainWindow):
         self._open_pane(name, path, metadata)
         self._update_file_actions()
 
-    def offer_pair_switch(self, name: str, path: str) -> bool:
+    def offer_pair_switch(self, name: str, path: str, metadata: Optional[Dict[str, Any]] = None) -> bool:
         """``path`` does not fit the other pane: offer the shipped pair of its kind (``path`` in
         pane ``name``, that pair's other model beside it), or ``path`` in both panes when no pair
         fits. Returns whether the models were switched."""
-        metadata = model_files.peek_metadata(path)
+        metadata = metadata if metadata is not None else model_files.peek_metadata(path)
         kind, palette = model_pairs.document_key(metadata)
         what = f"{palette} label maps" if palette else "sketches"
         pair = model_pairs.pair_for(metadata, model_pairs.discover_pairs())

@@ -119,7 +119,11 @@ def peek_metadata(path: str) -> Dict[str, Any]:
 
 class PairMismatch(ValueError):
     """Two models that cannot share one canvas (other input kind or palette); the app offers to
-    switch the pair instead of just refusing."""
+    switch the pair instead of just refusing. ``metadata``: the new model's, already peeked."""
+
+    def __init__(self, message: str, metadata: Optional[Dict[str, Any]] = None):
+        super().__init__(message)
+        self.metadata = metadata or {}
 
 
 def compatibility_problem(original: Dict[str, Any], compressed: Dict[str, Any]) -> Optional[str]:

@@ -117,8 +117,9 @@ class WindowFiles:
         """Open ``path`` in pane ``name``; a model of another kind leads to the pair offer."""
         try:
             self.open_model(name, path)
-        except model_files.PairMismatch:
-            self._guarded(f"Open {name} model", lambda: self.offer_pair_switch(name, path))
+        except model_files.PairMismatch as mismatch:
+            metadata = mismatch.metadata  # read already: no second peek of the file
+            self._guarded(f"Open {name} model", lambda: self.offer_pair_switch(name, path, metadata))
         except (OSError, ValueError) as error:
             self.show_error(f"Open {name} model", str(error))
 

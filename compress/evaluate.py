@@ -41,6 +41,7 @@ import torch
 from compress.config import check_ranges, describe_config, load_config, option
 
 METRICS = ("fid", "kid", "miou", "psnr")
+KID_SUBSET_SIZE = 1000  # kid_from_features' default subset size
 
 
 @dataclass
@@ -181,9 +182,13 @@ def _score(cfg: EvaluateConfig, model, path: str, split: _Split, fakes: np.ndarr
         if "fid" in metrics:
             row["fid"] = fid_from_features(features, split.real_features)
         if "kid" in metrics:
-            from compress.metrics import kid_from_features
-            row["kid"], _ = kid_from_features(features, split.real_features, subsets=cfg.kid_subsets)
             stats["kid"] = KidStatistic(features, split.real_features)
+            if len(features) <= KID_SUBSET_SIZE:  # every subset would be the full set: compute it once
+                row["kid"] = stats["kid"](np.arange(len(features)))
+            else:
+                from compress.metrics import kid_from_features
+                row["kid"], _ = kid_from_features(features, split.real_features, subsets=cfg.kid_subsets,
+                                                  subset_size=KID_SUBSET_SIZE)
     if segmenter is not None and split.labels is not None:
         from compress.segmenter import segment
         bar.set_postfix_str("segmenting")

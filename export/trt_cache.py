@@ -25,6 +25,8 @@ import json
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from compress.atomic import atomic_write_bytes  # re-exported: the engine, table and cache writer
+
 SIDECAR_FORMAT = "gan-compression-trt-engine/1"
 # Bump when the build recipe changes in a way that makes old engines wrong (not just slower).
 RECIPE_VERSION = 1
@@ -47,15 +49,8 @@ def sha256_file(path: str, chunk_bytes: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def atomic_write_bytes(path: str, data: bytes, overwrite: bool = False) -> None:
-    """`compress.atomic.atomic_write_bytes` (torch-free: the Jetson build path can use it):
-    readers see the old file or the new one, never a partial one; the usual permissions; an
-    existing file is only replaced with ``overwrite`` (cache entries pass True)."""
-    from compress.atomic import atomic_write_bytes as write
-    write(path, data, overwrite)
-
-
 def atomic_write_json(path: str, obj: Any, overwrite: bool = False) -> None:
+    """JSON through `compress.atomic` (torch-free, so the Jetson build path can use it)."""
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode(), overwrite)
 
 

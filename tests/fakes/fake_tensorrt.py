@@ -468,11 +468,9 @@ class _Runtime(_Strict):
                 problem = None if complete else "truncated engine"
             except (struct.error, ValueError):
                 header, problem = {}, "truncated engine"
-            if problem is not None:
-                pass
-            elif header["version"] != state.version:
+            if problem is None and header["version"] != state.version:
                 problem = f"built by TensorRT {header['version']}, this is {state.version}"
-            elif header["gpu"] != state.gpu:
+            elif problem is None and header["gpu"] != state.gpu:
                 problem = f"built for {header['gpu']}, this is {state.gpu}"
         if problem is not None:
             if state.raise_on_bad_engine:
