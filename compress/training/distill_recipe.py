@@ -8,6 +8,8 @@ Student loss (upstream ``distillers/*`` and ``supernets/*``):
         [SPADE: + lambda_feat * feature matching + lambda_vgg * VGG]
         [options beyond the paper, 0 by default (OMGD-style output distillation):
          + lambda_teacher_l1 * L1(S(x), T(x)) + lambda_ssim * (1 - SSIM(S(x), T(x)))]
+  [cutmix_prob > 0 (not in the paper): on that share of the steps the batch is CutMixed first
+   (``compress.data.mixing``), so the teacher is asked about label maps no dataset holds]
   L_D = 1/2 (fake + real)   (SPADE: fake + real, as GauGAN)
 Paired and unpaired data are unified as upstream does: with paired data (aligned / label-map
 datasets) the reconstruction target is the ground truth B and the discriminator is conditional
@@ -32,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from compress.data.mixing import cutmix_pairs
 from compress.distillation import Adaptors, FeatureHooks, distill_loss, run_generator
 from compress.losses import GANLoss, feature_matching_loss, ssim
 from compress.training.distributed import DistContext, MultiCall, wrap
@@ -78,8 +81,8 @@ class DistillRecipe(Recipe):
                  sampler: Sampler, seed: int, gan_mode: str = "hinge", lambda_gan: float = 1.0,
                  lambda_recon: float = 100.0, lambda_distill: float = 1.0, lambda_feat: float = 10.0,
                  lambda_vgg: float = 10.0, vgg: Optional[nn.Module] = None,
-                 lambda_teacher_l1: float = 0.0, lambda_ssim: float = 0.0, lr_g: float = 2e-4,
-                 lr_d: float = 2e-4, betas: Sequence[float] = (0.5, 0.999), export_name: str = "G"):
+                 lambda_teacher_l1: float = 0.0, lambda_ssim: float = 0.0, cutmix_prob: float = 0.0,
+                 lr_g: float = 2e-4, lr_d: float = 2e-4, betas: Sequence[float] = (0.5, 0.999), export_name: str = "G"):
         if student.family != teacher.family:
             raise ValueError(f"a {student.family} student cannot distill from a {teacher.family} teacher")
         device = self.device = ctx.device
@@ -100,6 +103,8 @@ class DistillRecipe(Recipe):
         self.vgg = vgg.to(device) if vgg is not None and lambda_vgg > 0 else None
         self.lambda_vgg = lambda_vgg if self.vgg is not None else 0.0
         self.sampler, self.rng = sampler, random.Random(seed)
+        # its own stream, so that switching CutMix on leaves the per-step configs unchanged
+        self.cutmix_prob, self.mix_rng = cutmix_prob, random.Random(seed + 1)
         self.g_step = wrap(StudentStep(self.modules["G"], adaptors, layers), ctx)
         judge = MultiCall(self.modules["D"]) if self.family == "resnet" else self.modules["D"]
         self.d_step = wrap(judge, ctx)
@@ -148,6 +153,8 @@ class DistillRecipe(Recipe):
     def train_step(self, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
         real_a = batch["A"].to(self.device, non_blocking=True)
         real_b = batch["B"].to(self.device, non_blocking=True)
+        if self.cutmix_prob > 0 and self.mix_rng.random() < self.cutmix_prob:
+            real_a, real_b = cutmix_pairs(real_a, real_b, self.mix_rng)
         configs = self.sampler(self.rng)
         self.last_configs = list(configs)
         teacher = self.run_teacher(real_a)  # (output, mapped-layer features)
@@ -229,13 +236,23 @@ class DistillRecipe(Recipe):
         return self._visuals
 
     def rank_state(self) -> Dict[str, object]:
-        version, internal, gauss = self.rng.getstate()
-        return {"config_rng": (version, tuple(internal), gauss)}
+        return {"config_rng": _rng_state(self.rng), "mix_rng": _rng_state(self.mix_rng)}
 
     def load_rank_state(self, state: Dict[str, object]) -> None:
-        version, internal, gauss = state["config_rng"]  # type: ignore[misc]
-        self.rng.setstate((version, tuple(internal), gauss))
+        _set_rng_state(self.rng, state["config_rng"])
+        if "mix_rng" in state:  # absent in checkpoints from before CutMix existed
+            _set_rng_state(self.mix_rng, state["mix_rng"])
 
     def train(self, mode: bool = True) -> None:
         super().train(mode)
         self.teacher.eval()  # always frozen
+
+
+def _rng_state(rng: random.Random) -> tuple:
+    version, internal, gauss = rng.getstate()
+    return version, tuple(internal), gauss
+
+
+def _set_rng_state(rng: random.Random, state) -> None:
+    version, internal, gauss = state
+    rng.setstate((version, tuple(internal), gauss))

@@ -107,6 +107,9 @@ class StageConfig(DataConfig):
                                            "distillation (not in the paper; 0 keeps its recipe)")
     lambda_ssim: float = option(0.0, "weight of 1 - SSIM(student output, teacher output) (OMGD's structural "
                                      "term; 0 keeps the paper's recipe)")
+    cutmix_prob: float = option(0.0, "share of steps whose batch is CutMixed (same box in input and photo) "
+                                     "before the teacher and student see it: function-matching "
+                                     "distillation (not in the paper; 0 keeps its recipe)")
     lambda_feat: float = option(10.0, "SPADE: discriminator feature-matching weight")
     lambda_vgg: float = option(10.0, "SPADE: VGG19 perceptual weight (needs vgg_weights)")
     vgg_weights: Optional[str] = option(None, "SPADE: local VGG19 weights (torchvision vgg19-dcbedf5f.pth)")
@@ -151,3 +154,5 @@ class StageConfig(DataConfig):
                     "lambda_teacher_l1", "lambda_ssim"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
+        if not 0.0 <= self.cutmix_prob <= 1.0:
+            raise ValueError(f"cutmix_prob must be in [0, 1], got {self.cutmix_prob}")

@@ -108,3 +108,26 @@ def test_output_distillation_terms_compare_the_student_with_the_teacher():
     assert abs(losses["G_recon"] - 10.0 * F.l1_loss(fake, data["B"]).item()) < 1e-4
     default = make_recipe(fixed_sampler(SPACE.smallest()), adaptors=False).train_step(batch())
     assert "G_teacher_l1" not in default and "G_ssim" not in default  # the paper's recipe
+
+
+def test_cutmix_feeds_the_teacher_and_the_student_the_mixed_batch_and_resumes_its_stream():
+    """cutmix_prob = 1: every step the teacher is asked about the mixed label maps (so its
+    output, the distillation target, differs from its output on the clean batch); the mixing
+    stream is saved with the rank state and does not disturb the per-step configs."""
+    recipe = make_recipe(uniform_sampler(SPACE), adaptors=False, lambda_gan=0.0, lambda_recon=0.0,
+                         lambda_teacher_l1=1.0, cutmix_prob=1.0)
+    plain = make_recipe(uniform_sampler(SPACE), adaptors=False, lambda_gan=0.0, lambda_recon=0.0,
+                        lambda_teacher_l1=1.0)
+    data = batch()
+    saved = recipe.rank_state()
+    recipe.train_step(data)
+    plain.train_step(data)
+    assert recipe.last_configs == plain.last_configs  # its own random stream
+    assert not torch.equal(recipe.visuals["real_A"], data["A"])
+    with torch.no_grad():
+        assert torch.allclose(recipe.visuals["teacher_B"], recipe.teacher(recipe.visuals["real_A"]))
+    first = recipe.visuals["real_A"].clone()
+    recipe.load_rank_state(saved)  # resuming replays the same boxes
+    recipe.train_step(data)
+    assert torch.equal(recipe.visuals["real_A"], first)
+    recipe.load_rank_state({"config_rng": saved["config_rng"]})  # checkpoints from before CutMix
