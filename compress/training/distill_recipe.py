@@ -82,7 +82,8 @@ class DistillRecipe(Recipe):
                  lambda_recon: float = 100.0, lambda_distill: float = 1.0, lambda_feat: float = 10.0,
                  lambda_vgg: float = 10.0, vgg: Optional[nn.Module] = None,
                  lambda_teacher_l1: float = 0.0, lambda_ssim: float = 0.0, cutmix_prob: float = 0.0,
-                 lr_g: float = 2e-4, lr_d: float = 2e-4, betas: Sequence[float] = (0.5, 0.999), export_name: str = "G"):
+                 lr_g: float = 2e-4, lr_d: float = 2e-4, betas: Sequence[float] = (0.5, 0.999),
+                 export_name: str = "G"):
         if student.family != teacher.family:
             raise ValueError(f"a {student.family} student cannot distill from a {teacher.family} teacher")
         device = self.device = ctx.device
