@@ -9,7 +9,7 @@ first classes.
 from typing import Dict, List, Tuple
 
 from app.canvas import CanvasWidget
-from compress.palettes import Palette
+from compress.common.palettes import Palette
 
 FACADE_CLASSES = ("facade", "cornice", "molding", "window", "sill", "balcony", "pillar", "shop",
                   "door", "deco", "blind")

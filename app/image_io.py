@@ -13,7 +13,7 @@ import numpy as np
 from PyQt6.QtCore import QRectF, Qt
 from PyQt6.QtGui import QColor, QImage, QPainter, qRgb
 
-from compress.palettes import Palette
+from compress.common.palettes import Palette
 from engines.preprocess import resize_image, resize_label_map
 
 # Qt flags combine with |, which vermin mistakes for a 3.10 union type: hence novermin.
@@ -125,9 +125,9 @@ def read_sketch(path: str, size: Tuple[int, int]) -> np.ndarray:
 # ----------------------------------------------------------------------------- writing
 
 def _save_atomic(image: QImage, path: str) -> None:
-    """Save ``image`` (format from the extension) atomically (`compress.atomic`: temp file and
+    """Save ``image`` (format from the extension) atomically (`compress.common.atomic`: temp file and
     rename; an unwritable place is one OSError line naming ``path``)."""
-    from compress.atomic import atomic_write
+    from compress.common.atomic import atomic_write
 
     def write(temp: str) -> None:  # the temp name ends with the target's name: same extension
         if not image.save(temp):

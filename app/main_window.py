@@ -25,7 +25,7 @@ from app.result_pane import ResultPane
 from app.status_line import StatusLine
 from app.window_actions import WindowActions
 from app.window_files import PANES, WindowFiles, info_line
-from compress.palettes import Palette, load_palette
+from compress.common.palettes import Palette, load_palette
 from engines.factory import open_engine
 
 THROTTLE_MS = 30  # at most one render request per 30 ms while drawing (~33 per second)

@@ -13,7 +13,7 @@ from PyQt6.QtWidgets import (QButtonGroup, QLabel, QScrollArea, QSizePolicy, QSl
                              QVBoxLayout, QWidget)
 
 from app import tools
-from compress.palettes import Palette
+from compress.common.palettes import Palette
 
 INK, PAPER = 0, 255  # gray values of a sketch (edges2shoes: dark strokes on a white page)
 Swatch = Tuple[int, str, Tuple[int, int, int]]  # value, name, RGB

@@ -6,10 +6,10 @@ narrower student, then distill it. Also: distill one fixed compact sub-network d
 
 The teacher is a ``mobile_resnet_9blocks`` checkpoint (upstream: ngf 64, 96 for cityscapes /
 maps). The student is a ``mobile_resnet_9blocks`` of width ``student_ngf`` (upstream 48; 32 for
-horse2zebra) holding the teacher's top-L1 channels (`compress.pruning.prune_resnet`), or a
+horse2zebra) holding the teacher's top-L1 channels (`compress.models.pruning.prune_resnet`), or a
 fresh one with ``prune = false`` (always for SPADE teachers: ``mobile_spade`` students start
 from scratch here). It is then trained with the supernet objective at its fixed width
-(`compress.training.distill_recipe`). Its weights seed the supernet of the original flow:
+(`compress.distillation.objective`). Its weights seed the supernet of the original flow:
 ``python -m compress.supernet ... --init_student=<output_dir>/student.safetensors``.
 
 With ``student_config`` the student is instead the standalone ``sub_mobile_*`` generator of that
@@ -29,10 +29,10 @@ from typing import Optional
 import torch
 from torch import nn
 
-from compress.config import option
-from compress.training.distill_recipe import fixed_sampler
-from compress.training.stage import Stage, StudentPlan, run_stage, stage_main, student_kwargs
-from compress.training.stage_config import StageConfig
+from compress.common.config import option
+from compress.distillation.objective import fixed_sampler
+from compress.distillation.stages import Stage, StudentPlan, run_stage, stage_main, student_kwargs
+from compress.distillation.stage_config import StageConfig
 
 STUDENT_ARCH = {"resnet": "mobile_resnet_9blocks", "spade": "mobile_spade"}
 SUBNET_ARCH = {"resnet": "sub_mobile_resnet_9blocks", "spade": "sub_mobile_spade"}
@@ -63,7 +63,7 @@ def grow_into(model: nn.Module, path: str) -> int:
     """Copy the tensors of the generator checkpoint ``path`` into the leading slices of ``model``'s
     tensors (same keys; every dimension of the source no larger). Returns how many of ``model``'s
     values came from the checkpoint; ValueError naming the file and the first misfit."""
-    from compress.checkpoints import read_state_dict
+    from compress.models.checkpoints import read_state_dict
     source, _ = read_state_dict(path)
     target = model.state_dict()
     keys = set(target) ^ set(source)
@@ -102,7 +102,7 @@ def plan_distill(cfg: DistillConfig, teacher: nn.Module, input_nc: int, size_hw,
     if cfg.init_student:
         raise ValueError("init_student warm-starts a student_config sub-network; set student_config too")
     if cfg.prune:
-        from compress.pruning import prune_resnet
+        from compress.models.pruning import prune_resnet
         if arch_name(teacher) != "mobile_resnet_9blocks":
             raise ValueError(f"pruning copies channels of a mobile_resnet_9blocks teacher into a "
                              f"mobile_resnet_9blocks student; {cfg.teacher} is a {arch_name(teacher)}: "

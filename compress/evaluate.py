@@ -38,7 +38,8 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import torch
 
-from compress.config import check_ranges, describe_config, load_config, option
+from compress.common.cli import command_parser, parse_command, run_command
+from compress.common.config import check_ranges, describe_config, load_config, option
 
 METRICS = ("fid", "kid", "miou", "psnr")
 KID_SUBSET_SIZE = 1000  # kid_from_features' default subset size
@@ -164,7 +165,7 @@ def _score(cfg: EvaluateConfig, model, path: str, split: _Split, fakes: np.ndarr
     """One generator's row (and its per-item bootstrap statistics in ``stats``)."""
     from compress.metrics import fid_from_features, inception_features, miou, pixel_accuracy, psnr
     from compress.metrics.bootstrap import KidStatistic, MiouStatistic
-    from compress.profile import count_macs
+    from compress.models.profile import count_macs
     metrics, palette, segmenter, reference_model = tools
     row: Dict[str, Any] = {"path": path, "resolution": list(fakes.shape[1:3]), "images": len(fakes)}
     row.update(count_macs(model, (1, model.input_nc, fakes.shape[1], fakes.shape[2])))
@@ -190,7 +191,7 @@ def _score(cfg: EvaluateConfig, model, path: str, split: _Split, fakes: np.ndarr
                 row["kid"], _ = kid_from_features(features, split.real_features, subsets=cfg.kid_subsets,
                                                   subset_size=KID_SUBSET_SIZE)
     if segmenter is not None and split.labels is not None:
-        from compress.segmenter import segment
+        from compress.metrics.segmenter import segment
         bar.set_postfix_str("segmenting")
         predicted = np.asarray(segment(segmenter, fakes))
         scoring = (split.labels, palette.num_classes, palette.ignore_id)
@@ -202,7 +203,7 @@ def _score(cfg: EvaluateConfig, model, path: str, split: _Split, fakes: np.ndarr
 def _ceiling(segmenter, split: _Split, palette) -> Dict[str, float]:
     """The segmenter on the real photos: the best mIoU a generator can reach."""
     from compress.metrics import miou, pixel_accuracy
-    from compress.segmenter import segment
+    from compress.metrics.segmenter import segment
     real_pred = np.asarray(segment(segmenter, split.reals))
     scoring = (split.labels, palette.num_classes, palette.ignore_id)
     return {"miou": miou(real_pred, *scoring), "pixel_acc": pixel_accuracy(real_pred, *scoring)}
@@ -213,8 +214,8 @@ def evaluate(cfg: EvaluateConfig, force: bool = False, log=None) -> Dict[str, An
     ``force`` overwrites an existing output / grid."""
     from tqdm import tqdm
 
-    from compress.checkpoints import load_generator
-    from compress.palettes import load_palette
+    from compress.models.checkpoints import load_generator
+    from compress.common.palettes import load_palette
     from compress.training.distributed import resolve_device
     log = log or tqdm.write
     names, paths = _check_inputs(cfg, force), cfg.generator_list
@@ -228,7 +229,7 @@ def evaluate(cfg: EvaluateConfig, force: bool = False, log=None) -> Dict[str, An
     if "miou" in cfg.metric_list:
         if palette is None:
             raise ValueError("miou needs a label palette: pass --palette=NAME (assets/palettes)")
-        from compress.segmenter import load_segmenter
+        from compress.metrics.segmenter import load_segmenter
         segmenter, _ = load_segmenter(cfg.segmenter)
     reference_model = load_generator(cfg.reference)[0] if cfg.reference else None
     tools = (cfg.metric_list, palette, segmenter, reference_model)
@@ -269,7 +270,7 @@ def evaluate(cfg: EvaluateConfig, force: bool = False, log=None) -> Dict[str, An
         results["grid"] = cfg.grid
         log(f"wrote the picture grid to {cfg.grid}")
     if cfg.output:
-        from compress.atomic import atomic_write_text
+        from compress.common.atomic import atomic_write_text
         atomic_write_text(cfg.output, json.dumps(results, indent=1, sort_keys=True) + "\n", overwrite=True)
     return results
 
@@ -292,7 +293,7 @@ def write_grid(path: str, inputs: torch.Tensor, outputs: Dict[str, np.ndarray], 
     """PNG: one row per item, columns input | outputs (same size) | real; cells upscaled by ``scale``."""
     from PIL import Image
 
-    from compress.atomic import atomic_write
+    from compress.common.atomic import atomic_write
     from compress.metrics import to_uint8_images
     shown = to_uint8_images(inputs[:rows]) if inputs.shape[1] == 3 else np.zeros_like(reals[:rows])
     height, width = reals.shape[1:3]
@@ -312,7 +313,7 @@ def write_grid(path: str, inputs: torch.Tensor, outputs: Dict[str, np.ndarray], 
 
 def _cell(row: Dict[str, Any], key: str, fmt: str) -> str:
     """``value`` or ``value [lo, hi]`` when the row holds ``<key>_interval``."""
-    from compress.profile import human
+    from compress.models.profile import human
     value = row.get(key)
     if value is None:
         return ""
@@ -368,32 +369,24 @@ EXAMPLES = """examples:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    import argparse
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(
-        prog="python -m compress.evaluate", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Score generators side by side on a validation split (FID, KID, mIoU, PSNR, MACs).",
-        epilog=EXAMPLES + "settings (--key=value or a TOML file with --config):\n"
-        + describe_config(EvaluateConfig))
+    parser = command_parser(
+        "python -m compress.evaluate",
+        "Score generators side by side on a validation split (FID, KID, mIoU, PSNR, MACs).",
+        EXAMPLES + "settings (--key=value or a TOML file with --config):\n" + describe_config(EvaluateConfig))
     parser.add_argument("checkpoints", nargs="*", help="generator checkpoints (.safetensors)")
     parser.add_argument("--config", help="TOML file of settings")
     parser.add_argument("--force", action="store_true", help="overwrite an existing output / grid")
-    own = [a for a in argv if not a.startswith("--") or a in ("--force", "--help", "-h")
-           or a.startswith("--config")]
-    args = parser.parse_args(own)
-    overrides = [a for a in argv if a not in own]
-    try:
+    args, overrides = parse_command(parser, argv)
+
+    def body() -> int:
         cfg = load_config(EvaluateConfig, args.config, overrides)
         if args.checkpoints:
             cfg.generators = ",".join(cfg.generator_list + args.checkpoints)
-        results = evaluate(cfg, force=args.force)
-    except (ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(markdown_table(results))
-    if cfg.output:
-        print(f"wrote {cfg.output}")
-    return 0
+        print(markdown_table(evaluate(cfg, force=args.force)))
+        if cfg.output:
+            print(f"wrote {cfg.output}")
+        return 0
+    return run_command(body)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ re-calibrated on ``calibration_images`` training images first (their supernet st
 no sub-network), so SPADE needs the dataset. With ``eval_metric`` the result is scored on the
 validation split and the score stored in the metadata.
 
-The output is the project's generator format (`compress.checkpoints.save_generator`) with
+The output is the project's generator format (`compress.models.checkpoints.save_generator`) with
 metadata: arch, build, config, teacher, supernet, MACs (paper convention and true), params,
 palette, input_kind, resolution, validation scores. An existing output needs ``--force``.
 """
@@ -23,8 +23,8 @@ from typing import Any, Dict, Optional
 import torch
 from tqdm import tqdm
 
-from compress.config import option, save_config
-from compress.training.stage_config import DataConfig
+from compress.common.config import option, save_config
+from compress.distillation.stage_config import DataConfig
 
 SUBNET_ARCHS = ("sub_mobile_resnet_9blocks", "sub_mobile_spade", "legacy_sub_mobile_resnet_9blocks")
 
@@ -54,7 +54,7 @@ class ExtractConfig(DataConfig):
 
 def subnet_of(path: str, config: Optional[str]):
     """(standalone sub-generator, its config string, the checkpoint's metadata)."""
-    from compress.checkpoints import load_generator
+    from compress.models.checkpoints import load_generator
     from compress.models import extract_subnet
     from compress.models.search_space import encode_config, parse_config
     model, meta = load_generator(path)
@@ -74,11 +74,11 @@ def subnet_of(path: str, config: Optional[str]):
 
 
 def extract(cfg: ExtractConfig, force: bool = False) -> int:
-    from compress.checkpoints import generator_metadata, save_generator
-    from compress.profile import parse_size
-    from compress.training.calibration import calibrate_batchnorm, calibration_batches
+    from compress.models.checkpoints import generator_metadata, save_generator
+    from compress.models.profile import parse_size
+    from compress.distillation.calibration import calibrate_batchnorm, calibration_batches
     from compress.training.distributed import resolve_device
-    from compress.training.stage import base_evaluator, build_datasets, load_teacher
+    from compress.distillation.stages import base_evaluator, build_datasets, load_teacher
 
     if os.path.exists(cfg.output) and not force:
         raise FileExistsError(f"{cfg.output} exists; pass --force to replace it")
@@ -141,7 +141,7 @@ EXAMPLES = """examples:
 
 
 def main(argv=None) -> int:
-    from compress.training.stage import stage_main
+    from compress.distillation.stages import stage_main
     return stage_main(argv, ExtractConfig, extract, "python -m compress.extract",
                       "Write the standalone compressed generator (sub-network of a supernet) with full "
                       "metadata; SPADE batch norms are re-calibrated on training images first.", EXAMPLES)

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from compress.config import option
-from compress.training.distill_recipe import fixed_sampler
-from compress.training.stage import Stage, StudentPlan, run_stage, stage_main
-from compress.training.stage_config import StageConfig, check_choices
+from compress.common.config import option
+from compress.distillation.objective import fixed_sampler
+from compress.distillation.stages import Stage, StudentPlan, run_stage, stage_main
+from compress.distillation.stage_config import StageConfig, check_choices
 
 MODES = ("in_supernet", "standalone")
 
@@ -50,10 +50,10 @@ class FinetuneConfig(StageConfig):
 
 
 def plan_finetune(cfg: FinetuneConfig, teacher: nn.Module, input_nc: int, size_hw, note) -> StudentPlan:
-    from compress.distillation import feature_widths
+    from compress.distillation.features import feature_widths
     from compress.models import extract_subnet
     from compress.models.search_space import encode_config, parse_config
-    from compress.supernet import load_supernet, search_space_of
+    from compress.models.search_space import load_supernet, search_space_of
     supernet, meta = load_supernet(cfg.supernet)
     if supernet.family != teacher.family or supernet.input_nc != input_nc:
         raise ValueError(f"{cfg.supernet} ({meta.get('arch')}, {supernet.input_nc} input channels) does not "

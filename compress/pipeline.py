@@ -18,30 +18,29 @@ stage table wins over the shared one. The pipeline wires the stages together its
 stage's output_dir under the pipeline's, the teacher, the supernet path, the chosen config), so
 those keys are not written in the stage tables.
 
-Each stage's merged table is written to ``<output_dir>/configs/<stage>.toml`` and loaded with
-`compress.config.load_config` (so it is checked exactly like the stage's own command line, and
-``python -m compress.<stage> <output_dir>/configs/<stage>.toml`` repeats that stage alone).
+Each stage's merged table is checked by `compress.common.config.config_from_dict` exactly like the
+stage's own TOML file and written to ``<output_dir>/configs/<stage>.toml`` (``python -m
+compress.<stage> <output_dir>/configs/<stage>.toml`` repeats that stage alone). `STAGES` is the one
+table of the stages: settings class, run function, output file and how the pipeline wires it.
 A stage whose output exists is skipped; an interrupted one resumes (the stages resume
 themselves). The end prints a summary (chosen config, MACs vs the teacher, the search metric)
 and writes ``<output_dir>/summary.json``; the compressed generator is
 ``<output_dir>/compressed.safetensors``.
 """
-import argparse
 import dataclasses
 import json
-import math
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from compress.config import check_ranges, describe_config, load_config, option, read_toml_document
+from compress.common.cli import command_parser, parse_command, run_command
+from compress.common.config import (check_ranges, config_from_dict, describe_config, load_config, option,
+                                    read_toml_document, toml_value)
 
 FLOWS = {"fast": ("supernet", "search", "finetune", "extract"),
          "original": ("distill", "supernet", "search", "finetune", "extract")}
-STAGES = ("distill", "supernet", "search", "finetune", "extract")
 
 
 @dataclass
@@ -56,7 +55,7 @@ class PipelineConfig:
                                             "original flow, false for the fast flow)")
     budget_macs: Optional[float] = option(None, "search budget: MACs at the search size")
     budget_latency_ms: Optional[float] = option(None, "search budget: measured latency (ms)")
-    # --- dataset keys shared by every stage that has them (see compress.training.stage_config)
+    # --- dataset keys shared by every stage that has them (see compress.distillation.stage_config)
     dataroot: Optional[str] = option(None, "dataset folder")
     dataset_mode: Optional[str] = option(None, "labelmap | aligned | unaligned | cityscapes")
     direction: Optional[str] = option(None, "AtoB | BtoA")
@@ -95,24 +94,7 @@ SHARED_KEYS = tuple(f.name for f in dataclasses.fields(PipelineConfig)
                                       "budget_latency_ms"))
 
 
-# ----------------------------------------------------------------------------- stage plumbing
-
-def stage_config_class(stage: str) -> type:
-    if stage == "distill":
-        from compress.distill import DistillConfig
-        return DistillConfig
-    if stage == "supernet":
-        from compress.supernet import SupernetConfig
-        return SupernetConfig
-    if stage == "search":
-        from compress.search import SearchConfig
-        return SearchConfig
-    if stage == "finetune":
-        from compress.finetune import FinetuneConfig
-        return FinetuneConfig
-    from compress.extract import ExtractConfig
-    return ExtractConfig
-
+# ----------------------------------------------------------------------------- the stages
 
 class Layout:
     """Where each stage writes, under the pipeline's output_dir."""
@@ -128,37 +110,90 @@ class Layout:
 
     def output(self, stage: str) -> str:
         """The file whose existence marks ``stage`` as done."""
-        names = {"distill": "student.safetensors", "supernet": "supernet.safetensors",
-                 "search": "search_summary.json", "finetune": "finetuned.safetensors"}
         if stage == "extract":
-            return os.path.join(self.root, "compressed.safetensors")
-        return os.path.join(self.stage_dir(stage), names[stage])
+            return os.path.join(self.root, STAGES[stage].output)
+        return os.path.join(self.stage_dir(stage), STAGES[stage].output)
 
 
-def wired_settings(stage: str, pipe: PipelineConfig, layout: Layout,
-                   stages: Tuple[str, ...]) -> Dict[str, Any]:
-    """The keys the pipeline sets itself: how the stages feed each other."""
-    supernet = layout.output("supernet")
-    if stage == "distill":
-        return {"teacher": pipe.teacher, "output_dir": layout.stage_dir(stage)}
-    if stage == "supernet":
-        wired = {"teacher": pipe.teacher, "output_dir": layout.stage_dir(stage)}
-        if "distill" in stages:
-            wired["init_student"] = layout.output("distill")
-        return wired
-    if stage == "search":
-        return {"supernet": supernet, "output_dir": layout.stage_dir(stage), "teacher": pipe.teacher}
-    chosen = chosen_config(layout)
-    if stage == "finetune":
-        wired = {"teacher": pipe.teacher, "supernet": supernet, "config": chosen,
-                 "output_dir": layout.stage_dir(stage)}
-        for key, name in (("restore_D", "discriminator.safetensors"), ("restore_A", "adaptors.safetensors")):
-            path = os.path.join(layout.stage_dir("supernet"), name)
-            if os.path.isfile(path):  # continue the supernet's discriminator and adaptors (upstream)
-                wired[key] = path
-        return wired
-    source = layout.output("finetune") if "finetune" in stages else supernet
-    return {"teacher": pipe.teacher, "supernet": source, "config": chosen, "output": layout.output("extract")}
+# Each stage's command module is imported when the stage is used, not when the pipeline is.
+def _distill() -> Tuple[type, Callable[[Any, bool], int]]:
+    from compress.distill import DistillConfig, distill
+    return DistillConfig, distill
+
+
+def _supernet() -> Tuple[type, Callable[[Any, bool], int]]:
+    from compress.supernet import SupernetConfig, train_supernet
+    return SupernetConfig, train_supernet
+
+
+def _search() -> Tuple[type, Callable[[Any, bool], int]]:
+    from compress.search import SearchConfig, run_search
+
+    def run(cfg: Any, force: bool) -> int:
+        run_search(cfg, force=force)
+        return 0
+    return SearchConfig, run
+
+
+def _finetune() -> Tuple[type, Callable[[Any, bool], int]]:
+    from compress.finetune import FinetuneConfig, finetune
+    return FinetuneConfig, finetune
+
+
+def _extract() -> Tuple[type, Callable[[Any, bool], int]]:
+    from compress.extract import ExtractConfig, extract
+    return ExtractConfig, lambda cfg, force: extract(cfg, force=True)  # the pipeline owns its output
+
+
+def _wire_distill(pipe: "PipelineConfig", layout: Layout, stages: Tuple[str, ...]) -> Dict[str, Any]:
+    return {"teacher": pipe.teacher, "output_dir": layout.stage_dir("distill")}
+
+
+def _wire_supernet(pipe: "PipelineConfig", layout: Layout, stages: Tuple[str, ...]) -> Dict[str, Any]:
+    wired = {"teacher": pipe.teacher, "output_dir": layout.stage_dir("supernet")}
+    if "distill" in stages:  # the original flow: the distilled student initialises the supernet
+        wired["init_student"] = layout.output("distill")
+    return wired
+
+
+def _wire_search(pipe: "PipelineConfig", layout: Layout, stages: Tuple[str, ...]) -> Dict[str, Any]:
+    return {"supernet": layout.output("supernet"), "output_dir": layout.stage_dir("search"),
+            "teacher": pipe.teacher}
+
+
+def _wire_finetune(pipe: "PipelineConfig", layout: Layout, stages: Tuple[str, ...]) -> Dict[str, Any]:
+    wired = {"teacher": pipe.teacher, "supernet": layout.output("supernet"), "config": chosen_config(layout),
+             "output_dir": layout.stage_dir("finetune")}
+    for key, name in (("restore_D", "discriminator.safetensors"), ("restore_A", "adaptors.safetensors")):
+        path = os.path.join(layout.stage_dir("supernet"), name)
+        if os.path.isfile(path):  # continue the supernet's discriminator and adaptors (upstream)
+            wired[key] = path
+    return wired
+
+
+def _wire_extract(pipe: "PipelineConfig", layout: Layout, stages: Tuple[str, ...]) -> Dict[str, Any]:
+    source = layout.output("finetune") if "finetune" in stages else layout.output("supernet")
+    return {"teacher": pipe.teacher, "supernet": source, "config": chosen_config(layout),
+            "output": layout.output("extract")}
+
+
+class Stage(NamedTuple):
+    load: Callable[[], Tuple[type, Callable[[Any, bool], int]]]  # -> (settings class, run(cfg, force))
+    output: str  # the file marking the stage done (extract's sits in output_dir, others in <stage>/)
+    wire: Callable[["PipelineConfig", Layout, Tuple[str, ...]], Dict[str, Any]]  # keys set by the pipeline
+
+
+STAGES: Dict[str, Stage] = {
+    "distill": Stage(_distill, "student.safetensors", _wire_distill),
+    "supernet": Stage(_supernet, "supernet.safetensors", _wire_supernet),
+    "search": Stage(_search, "search_summary.json", _wire_search),
+    "finetune": Stage(_finetune, "finetuned.safetensors", _wire_finetune),
+    "extract": Stage(_extract, "compressed.safetensors", _wire_extract),
+}
+
+
+def stage_config_class(stage: str) -> type:
+    return STAGES[stage].load()[0]
 
 
 def chosen_config(layout: Layout) -> str:
@@ -169,25 +204,18 @@ def chosen_config(layout: Layout) -> str:
         return str(json.load(handle)["best"]["config"])
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value) if not (isinstance(value, float) and math.isinf(value)) else (
-            "inf" if value > 0 else "-inf")
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise ValueError(f"cannot write {value!r} as a TOML value")
-
-
 def write_stage_toml(path: str, stage: str, values: Dict[str, Any]) -> None:
-    from compress.atomic import atomic_write_text
+    from compress.common.atomic import atomic_write_text
     lines = [f"# settings of the {stage} stage, written by python -m compress.pipeline;",
              f"# python -m compress.{stage} {path} runs this stage alone"]
-    lines += [f"{key} = {_toml_value(value)}" for key, value in values.items() if value is not None]
+    lines += [f"{key} = {toml_value(value)}" for key, value in values.items() if value is not None]
     atomic_write_text(path, "\n".join(lines) + "\n", overwrite=True)
+
+
+def stage_config(stage: str, values: Dict[str, Any], source: str) -> Any:
+    """The stage's settings object from merged values (None = unset, as TOML has no null)."""
+    return config_from_dict(stage_config_class(stage), {k: v for k, v in values.items() if v is not None},
+                            source)
 
 
 def stage_settings(stage: str, pipe: PipelineConfig, table: Dict[str, Any], layout: Layout,
@@ -202,7 +230,7 @@ def stage_settings(stage: str, pipe: PipelineConfig, table: Dict[str, Any], layo
         for key in ("budget_macs", "budget_latency_ms"):
             if getattr(pipe, key) is not None:
                 values[key] = getattr(pipe, key)
-    wired = wired_settings(stage, pipe, layout, stages)
+    wired = STAGES[stage].wire(pipe, layout, stages)
     clashes = sorted(set(table) & set(wired))
     if clashes:
         raise ValueError(f"{source}: [{stage}] sets {', '.join(clashes)}, which the pipeline wires itself "
@@ -214,22 +242,7 @@ def stage_settings(stage: str, pipe: PipelineConfig, table: Dict[str, Any], layo
 
 def run_stage(stage: str, cfg: Any, force: bool) -> None:
     """Run one stage in this process (``force``: start it over); StageStopped on a non-zero exit."""
-    if stage == "search":
-        from compress.search import run_search
-        run_search(cfg, force=force)
-        return
-    if stage == "extract":
-        from compress.extract import extract
-        code = extract(cfg, force=True)  # the pipeline owns compressed.safetensors
-    elif stage == "distill":
-        from compress.distill import distill
-        code = distill(cfg, force=force)
-    elif stage == "supernet":
-        from compress.supernet import train_supernet
-        code = train_supernet(cfg, force=force)
-    else:
-        from compress.finetune import finetune
-        code = finetune(cfg, force=force)
+    code = STAGES[stage].load()[1](cfg, force)
     if code != 0:
         raise StageStopped(stage, code)
 
@@ -245,7 +258,7 @@ class StageStopped(Exception):
 def split_stage_overrides(overrides: Sequence[str]) -> Tuple[List[str], Dict[str, Dict[str, Any]]]:
     """``--stage.key=value`` items -> {stage: {key: typed value}}; the rest ([pipeline] keys) as is.
     The value is converted to the stage config's declared type, so a typo fails before any stage runs."""
-    from compress.config import convert_value, field_types, parse_overrides
+    from compress.common.config import convert_value, field_types, parse_overrides
     plain: List[str] = []
     staged: Dict[str, Dict[str, Any]] = {}
     for item in overrides:
@@ -279,14 +292,8 @@ def load_pipeline(path: str, overrides: List[str] = ()) -> Tuple[PipelineConfig,
     pipeline_table = data.get("pipeline")
     if not isinstance(pipeline_table, dict):
         raise ValueError(f"{path}: no [pipeline] table (flow, output_dir, teacher, ...)")
-    # the [pipeline] table goes through load_config like any stage table (same checks, same errors)
-    with tempfile.TemporaryDirectory(prefix="pipeline-") as scratch:
-        pipe_file = os.path.join(scratch, "pipeline.toml")
-        write_stage_toml(pipe_file, "pipeline", pipeline_table)
-        try:
-            pipe = load_config(PipelineConfig, pipe_file, overrides)
-        except ValueError as error:
-            raise ValueError(str(error).replace(pipe_file, f"{path} [pipeline]")) from None
+    # the [pipeline] table is checked like any stage's settings (same checks, same errors)
+    pipe = config_from_dict(PipelineConfig, pipeline_table, f"{path} [pipeline]", overrides)
     tables = {stage: {**dict(data.get(stage) or {}), **staged.get(stage, {})} for stage in STAGES}
     return pipe, tables
 
@@ -338,8 +345,8 @@ def run_pipeline(path: str, overrides: List[str] = (), force: bool = False, redo
             break
         values = stage_settings(stage, pipe, tables[stage], layout, stages, path)
         config_file = layout.config_file(stage)
+        cfg = stage_config(stage, values, f"{path} [{stage}]")  # checked before anything is written
         write_stage_toml(config_file, stage, values)
-        cfg = load_config(stage_config_class(stage), config_file)
         if configs_only:
             log(f"[{stage}] settings: {config_file} (python -m compress.{stage} {config_file})")
             written.append(config_file)
@@ -354,7 +361,7 @@ def run_pipeline(path: str, overrides: List[str] = (), force: bool = False, redo
     if configs_only:
         return {"configs": written}
     summary = summarize(pipe, layout, stages, report)
-    from compress.atomic import atomic_write_text
+    from compress.common.atomic import atomic_write_text
     atomic_write_text(os.path.join(pipe.output_dir, "summary.json"),
                       json.dumps(summary, indent=1, sort_keys=True) + "\n", overwrite=True)
     log(format_summary(summary))
@@ -365,17 +372,14 @@ def changed_settings(stage: str, pipe: PipelineConfig, table: Dict[str, Any], la
                      stages: Tuple[str, ...], source: str) -> str:
     """What differs between the settings a finished stage ran with and the current ones ("" if
     nothing, or when they cannot be compared)."""
-    from compress.config import diff_configs
+    from compress.common.config import diff_configs
     previous = layout.config_file(stage)
     if not os.path.isfile(previous):
         return ""
     cls = stage_config_class(stage)
     try:
-        values = stage_settings(stage, pipe, table, layout, stages, source)
-        with tempfile.TemporaryDirectory(prefix="pipeline-") as scratch:
-            current = os.path.join(scratch, f"{stage}.toml")
-            write_stage_toml(current, stage, values)
-            diff = diff_configs(load_config(cls, previous), load_config(cls, current))
+        current = stage_config(stage, stage_settings(stage, pipe, table, layout, stages, source), source)
+        diff = diff_configs(load_config(cls, previous), current)
     except ValueError:
         return ""
     return ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in sorted(diff.items()))
@@ -385,8 +389,8 @@ def summarize(pipe: PipelineConfig, layout: Layout, stages: Tuple[str, ...],
               report: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
     """Chosen config, MACs and params vs the teacher (at the compressed model's resolution), the
     search metric and the extract stage's validation scores."""
-    from compress.checkpoints import load_generator
-    from compress.profile import count_macs
+    from compress.models.checkpoints import load_generator
+    from compress.models.profile import count_macs
     with open(layout.output("search"), encoding="utf-8") as handle:
         search = json.load(handle)
     compressed, meta = load_generator(layout.output("extract"))
@@ -415,7 +419,7 @@ def summarize(pipe: PipelineConfig, layout: Layout, stages: Tuple[str, ...],
 
 
 def format_summary(summary: Dict[str, Any]) -> str:
-    from compress.profile import human
+    from compress.models.profile import human
     search = summary["search"]
     lines = [f"compressed generator: {summary['compressed']}",
              f"  config {summary['config']} ({summary['arch']}) at {summary['resolution'][0]}x"
@@ -450,36 +454,28 @@ override keys of the [pipeline] table; --STAGE.key=value overrides a key of a st
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(
-        prog="python -m compress.pipeline", allow_abbrev=False,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Compress a teacher generator end to end (GAN Compression / Fast GAN Compression): "
-                    "supernet, search, fine-tuning and extraction from one TOML file.",
-        epilog=EXAMPLES + describe_config(PipelineConfig))
+    parser = command_parser(
+        "python -m compress.pipeline",
+        "Compress a teacher generator end to end (GAN Compression / Fast GAN Compression): "
+        "supernet, search, fine-tuning and extraction from one TOML file.",
+        EXAMPLES + describe_config(PipelineConfig))
     parser.add_argument("config", help="pipeline TOML (configs/*_compress.toml)")
     parser.add_argument("--force", action="store_true", help="rerun every stage from scratch")
-    parser.add_argument("--redo", choices=STAGES, help="rerun this stage and the later ones")
+    parser.add_argument("--redo", choices=tuple(STAGES), help="rerun this stage and the later ones")
     parser.add_argument("--configs-only", action="store_true",
                         help="only write <output_dir>/configs/<stage>.toml of the stages still to run "
                              "(to run a stage by hand, e.g. under torchrun), then stop")
-    # --key=value settings of [pipeline] bypass argparse (values with spaces confuse it)
-    own = [a for a in argv if a in ("--force", "--help", "--configs-only") or a.startswith("--redo")
-           or not a.startswith("--")]
-    args = parser.parse_args(own)
-    overrides = [a for a in argv if a not in own]
-    try:
-        run_pipeline(args.config, overrides, force=args.force, redo=args.redo, configs_only=args.configs_only)
+    args, overrides = parse_command(parser, argv)
+
+    def body() -> int:
+        try:
+            run_pipeline(args.config, overrides, force=args.force, redo=args.redo,
+                         configs_only=args.configs_only)
+        except StageStopped as stopped:
+            print(f"stopped: {stopped}", file=sys.stderr)
+            return stopped.code if stopped.code else 1
         return 0
-    except StageStopped as stopped:
-        print(f"stopped: {stopped}", file=sys.stderr)
-        return stopped.code if stopped.code else 1
-    except (ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: rerun the same command to resume", file=sys.stderr)
-        return 130
+    return run_command(body, "interrupted: rerun the same command to resume")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from a frozen teacher (Fast GAN Compression: the full ``resnet_9blocks`` / ``spa
 a fresh supernet; original flow: the mobile teacher, starting from the distilled student,
 ``init_student``). Every step trains a sub-network drawn uniformly from the search space
 (``sampling = "uniform"``, upstream), or the largest, the smallest and a random one with
-accumulated gradients (``"sandwich"``). Losses: `compress.training.distill_recipe`.
+accumulated gradients (``"sandwich"``). Losses: `compress.distillation.objective`.
 Validation scores the largest and smallest sub-networks (SPADE: after batch-norm
 re-calibration); the primary metric is their mean.
 
@@ -22,19 +22,20 @@ Library: `load_supernet`, `search_space_of`, `calibrate_batchnorm`, `calibration
 """
 import sys
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import List, Optional
 
 from torch import nn
 
-from compress.config import option
-from compress.models.search_space import SearchSpace, encode_config, get_search_space
-from compress.training.calibration import calibrate_batchnorm, calibration_batches
-from compress.training.distill_recipe import sandwich_sampler, uniform_sampler
-from compress.training.stage import Stage, StudentPlan, load_weights, run_stage, stage_main, student_kwargs
-from compress.training.stage_config import StageConfig, check_choices
+from compress.common.config import option
+from compress.models.search_space import (encode_config, load_supernet,
+                                          resolve_search_space, search_space_of)
+from compress.distillation.calibration import calibrate_batchnorm, calibration_batches
+from compress.distillation.objective import sandwich_sampler, uniform_sampler
+from compress.distillation.stages import (Stage, StudentPlan, load_weights, run_stage, stage_main,
+                                          student_kwargs)
+from compress.distillation.stage_config import StageConfig, check_choices
 
 SUPERNET_ARCH = {"resnet": "super_mobile_resnet_9blocks", "spade": "super_mobile_spade"}
-CONFIG_LENGTH = 8
 
 
 @dataclass
@@ -62,34 +63,6 @@ class SupernetConfig(StageConfig):
             raise ValueError("channel_choices is only used with search_space = \"custom\"")
         if any(c < 1 for c in self.channel_choices):
             raise ValueError(f"channel_choices must be positive, got {self.channel_choices}")
-
-
-def resolve_search_space(family: str, name: str, channel_choices=()) -> SearchSpace:
-    """An official search space, or the "custom" one with the same choices at every position."""
-    if name != "custom":
-        return get_search_space(family, name)
-    choices = tuple(sorted({int(c) for c in channel_choices}, reverse=True))
-    return SearchSpace(family, "custom", (choices,) * CONFIG_LENGTH)
-
-
-def search_space_of(meta: Dict[str, Any]) -> SearchSpace:
-    """The search space a supernet checkpoint was trained on (from its metadata)."""
-    family = "spade" if str(meta.get("arch", "")).endswith("spade") else "resnet"
-    if "search_choices" not in meta:
-        raise ValueError("this checkpoint's metadata names no search space (not written by "
-                         "compress.supernet)")
-    choices = tuple(tuple(int(c) for c in position) for position in meta["search_choices"])
-    return SearchSpace(family, str(meta.get("search_space", "custom")), choices)
-
-
-def load_supernet(path: str) -> Tuple[nn.Module, Dict[str, Any]]:
-    """A supernet checkpoint (eval mode) and its metadata; ValueError if it is not a supernet."""
-    from compress.checkpoints import load_generator
-    model, meta = load_generator(path)
-    if not hasattr(model, "make_subnet"):
-        raise ValueError(f"{path} holds a {meta.get('arch')}, not a supernet (super_mobile_resnet_9blocks "
-                         "or super_mobile_spade); give the supernet.safetensors of compress.supernet")
-    return model, meta
 
 
 def plan_supernet(cfg: SupernetConfig, teacher: nn.Module, input_nc: int, size_hw, note) -> StudentPlan:

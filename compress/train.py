@@ -5,13 +5,12 @@
     torchrun --nproc_per_node=4 -m compress.train configs/edges2shoes_pix2pix.toml
 
 Settings come from `TrainConfig` (TOML file, then ``--key=value`` overrides; see
-`compress.config`). The run folder (``output_dir``) receives the resolved ``config.toml``, the
+`compress.common.config`). The run folder (``output_dir``) receives the resolved ``config.toml``, the
 resume checkpoint, TensorBoard logs, ``metrics.json`` and the exported generators
 (``G_best.safetensors``, ``G_final.safetensors``, in the project's checkpoint format). Running
 the same command again resumes an interrupted run; ``--force`` starts it over. The training
 loop itself lives in `compress.training`.
 """
-import argparse
 import os
 import sys
 from dataclasses import dataclass
@@ -20,7 +19,8 @@ from typing import Any, Callable, Dict, Optional, Tuple
 import torch
 from tqdm import tqdm
 
-from compress.config import check_multiple, check_ranges, describe_config, load_config, option
+from compress.common.cli import command_parser, parse_command, run_command
+from compress.common.config import check_multiple, check_ranges, describe_config, load_config, option
 
 MODELS = ("pix2pix", "cycle_gan", "gaugan")
 DATASET_MODES = ("labelmap", "aligned", "unaligned", "cityscapes")
@@ -193,7 +193,7 @@ def build_recipe(cfg: TrainConfig, ctx, input_nc: int, size_hw: Tuple[int, int],
                               gan_mode=cfg.gan_mode, lambda_cycle=cfg.lambda_cycle,
                               lambda_identity=cfg.lambda_identity, pool_size=cfg.pool_size,
                               lr_g=cfg.lr, lr_d=lr_d, betas=betas)
-    from compress.losses import VGGPerceptualLoss
+    from compress.training.losses import VGGPerceptualLoss
     from compress.training.gaugan import GauGANRecipe
     vgg = None
     if cfg.lambda_vgg > 0:
@@ -208,17 +208,16 @@ def build_recipe(cfg: TrainConfig, ctx, input_nc: int, size_hw: Tuple[int, int],
                         lr_d=lr_d, betas=betas)
 
 
-def default_input_kind(cfg: TrainConfig) -> str:
-    if cfg.input_kind:
-        return cfg.input_kind
-    labels_in = cfg.dataset_mode in ("labelmap", "cityscapes") or bool(cfg.palette)
-    return "label" if labels_in and cfg.direction == "AtoB" else "image"
+def input_kind_of(cfg) -> str:
+    """The input kind a generator trained with ``cfg`` records in its metadata."""
+    from compress.data import default_input_kind
+    return default_input_kind(cfg.input_kind, cfg.dataset_mode, cfg.palette, cfg.direction)
 
 
 def make_exporter(cfg: TrainConfig, size_hw: Tuple[int, int]):
     """exporter(name, generator, path, extra): a clean CPU copy written with `save_generator`.
     The metadata (MACs, params: a trace of the model) is computed once per generator."""
-    from compress.checkpoints import build_kwargs_of, generator_metadata, save_generator
+    from compress.models.checkpoints import build_kwargs_of, generator_metadata, save_generator
     from compress.models import arch_name, build_generator
     cached: Dict[str, Dict[str, Any]] = {}
 
@@ -230,7 +229,7 @@ def make_exporter(cfg: TrainConfig, size_hw: Tuple[int, int]):
             main = name == "G"  # CycleGAN's G_B maps B -> A: plain images, no palette
             cached[name] = generator_metadata(
                 copy, resolution=size_hw, palette=cfg.palette if main else None,
-                input_kind=default_input_kind(cfg) if main else "image",
+                input_kind=input_kind_of(cfg) if main else "image",
                 trained_with=f"compress.train {cfg.model}",
                 dataset=os.path.basename(os.path.normpath(cfg.dataroot)))
         save_generator(copy, path, meta=dict(cached[name], **extra), overwrite=True)
@@ -274,7 +273,7 @@ def build_trainer(cfg: TrainConfig, ctx, force: bool = False,
     if val_set is not None:
         palette = None
         if cfg.palette:
-            from compress.palettes import load_palette
+            from compress.common.palettes import load_palette
             palette = load_palette(cfg.palette)
         evaluator = Evaluator(val_set, cfg.eval_metric, ctx.device, max_images=cfg.eval_max_images,
                               batch_size=cfg.batch_size, paired=cfg.model != "cycle_gan",
@@ -329,26 +328,16 @@ settings (TOML keys, or --key=value):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m compress.train", allow_abbrev=False,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Train a pix2pix, CycleGAN or GauGAN teacher generator from a TOML config; the "
-                    "generator is exported to <output_dir>/G_final.safetensors (and G_best).",
-        epilog=EXAMPLES + describe_config(TrainConfig))
+    parser = command_parser(
+        "python -m compress.train",
+        "Train a pix2pix, CycleGAN or GauGAN teacher generator from a TOML config; the "
+        "generator is exported to <output_dir>/G_final.safetensors (and G_best).",
+        EXAMPLES + describe_config(TrainConfig))
     parser.add_argument("config", nargs="?", help="TOML config file (see configs/)")
     parser.add_argument("--force", action="store_true",
                         help="start over: delete the checkpoint and outputs in output_dir")
-    args, overrides = parser.parse_known_args(argv)
-    try:
-        cfg = load_config(TrainConfig, args.config, overrides)
-        return train(cfg, force=args.force)
-    except (ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:  # a second Ctrl-C: the last checkpoint on disk is kept as it was
-        print("aborted without saving; rerun the command to resume from the last checkpoint",
-              file=sys.stderr)
-        return 130
+    args, overrides = parse_command(parser, argv)
+    return run_command(lambda: train(load_config(TrainConfig, args.config, overrides), force=args.force))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Train the mIoU segmenter (``compress.segmenter``) on a label-map dataset's photos -> labels.
+"""Train the mIoU segmenter (``compress.metrics.segmenter``) on a label-map dataset's photos -> labels.
 
     python -m compress.train_segmenter --config configs/segmenter_facades.toml
     python -m compress.train_segmenter --config configs/segmenter_facades.toml --max-steps 300 --output R
@@ -26,13 +26,14 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from compress.atomic import atomic_write
-from compress.config import check_ranges, config_dict, describe_config, load_config, option, save_config
+from compress.common.atomic import atomic_write
+from compress.common.config import (check_ranges, config_dict, describe_config, load_config, option,
+                                    save_config)
 from compress.data import build_dataset, make_dataloader
 from compress.metrics import confusion_matrix, iou_per_class
-from compress.palettes import load_palette
-from compress.profile import parse_size
-from compress.segmenter import UNetSegmenter, count_params, save_segmenter, segmenter_metadata
+from compress.common.palettes import load_palette
+from compress.models.profile import parse_size
+from compress.metrics.segmenter import UNetSegmenter, count_params, save_segmenter, segmenter_metadata
 from compress.training.distributed import resolve_device
 
 STATE_FILE, BEST_FILE = "train_state.pt", "best.safetensors"

@@ -363,9 +363,9 @@ def environment() -> Dict[str, Any]:
 
 
 def _write_atomic(path: str, write: Callable[[str], None], force: bool) -> None:
-    """``write(temp)`` then rename onto ``path`` (`compress.atomic`, so results get the usual
+    """``write(temp)`` then rename onto ``path`` (`compress.common.atomic`, so results get the usual
     permissions); never replaces a file without ``force``."""
-    from compress.atomic import atomic_write
+    from compress.common.atomic import atomic_write
     if os.path.exists(path) and not force:
         raise FileExistsError(f"{path} exists; pass --force to overwrite it")
     atomic_write(path, write, overwrite=True)

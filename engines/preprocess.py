@@ -20,7 +20,7 @@ from typing import Any, Dict, Optional, Tuple
 import cv2
 import numpy as np
 
-from compress.palettes import Palette, load_palette
+from compress.common.palettes import Palette, load_palette
 from engines.base import InputSpec, model_family
 
 MODES = ("onehot", "color", "sketch", "image")

@@ -1,7 +1,7 @@
 """PyTorch engine: runs a generator checkpoint (the project's ``.safetensors`` or an official
 ``.pth`` state_dict) on CPU or CUDA under ``torch.inference_mode``.
 
-This is the only engine that imports torch and `compress` (through `compress.checkpoints`);
+This is the only engine that imports torch and `compress` (through `compress.models.checkpoints`);
 the factory imports it only when a checkpoint is opened.
 """
 from typing import Any, Dict, Optional, Tuple
@@ -9,7 +9,7 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 import torch
 
-from compress.checkpoints import default_resolution, load_generator
+from compress.models.checkpoints import default_resolution, load_generator
 from engines.base import INPUT_NAME, Engine, InputSpec
 from engines.base import size_multiple
 
@@ -67,7 +67,7 @@ class PyTorchEngine(Engine):
             meta["input_kind"] = input_kind
         meta.setdefault("input_kind", "label" if model.family == "spade" else None)
         if profile and "macs" not in meta:
-            from compress.profile import count_macs  # only for files without metadata
+            from compress.models.profile import count_macs  # only for files without metadata
             height, width = meta["resolution"]
             meta.update(count_macs(model.to("cpu"), (1, model.input_nc, height, width)))
             self.model = model.to(device)

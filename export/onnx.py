@@ -35,7 +35,7 @@ import onnx
 import torch
 from torch import nn
 
-from compress.checkpoints import (INPUT_KINDS, CheckpointError, atomic_write, default_resolution,
+from compress.models.checkpoints import (INPUT_KINDS, CheckpointError, atomic_write, default_resolution,
                                   generator_metadata, load_generator)
 from compress.models import arch_name, build_generator, extract_subnet
 from compress.models.spade import PaddedBatchNorm2d
@@ -372,7 +372,7 @@ def check_onnx(path: str, model: nn.Module, inputs: Optional[Dict[str, np.ndarra
 # ----------------------------------------------------------------------------- CLI
 
 def _parser() -> argparse.ArgumentParser:
-    from compress.profile import add_build_arguments
+    from compress.models.profile import add_build_arguments
     parser = argparse.ArgumentParser(
         prog="python -m export.onnx",
         description="Export a generator checkpoint to ONNX (opset 17, IR 8) for ONNX Runtime and "
@@ -427,7 +427,7 @@ def _random_generator(overrides: Dict[str, Any], size: Optional[Tuple[int, int]]
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from compress.profile import build_kwargs, parse_size
+    from compress.models.profile import build_kwargs, parse_size
     args = _parser().parse_args(argv)
     try:
         if os.path.exists(args.output) and not args.force:

@@ -26,7 +26,7 @@ SEED = 0
 
 
 def _metadata(model, size: Tuple[int, int], role: str, profile: bool) -> Dict:
-    from compress.checkpoints import generator_metadata
+    from compress.models.checkpoints import generator_metadata
     return generator_metadata(model, resolution=size, palette="facades", input_kind="label",
                               profile=profile, placeholder=True, role=role, dataset="facades",
                               note="untrained placeholder (random weights, seed 0): outputs are "
@@ -56,7 +56,7 @@ def make_placeholders(out_dir: str = DEFAULT_DIR, size: Tuple[int, int] = (256, 
     by name ("original.safetensors", "original.onnx", ...). Existing files are kept unless
     ``overwrite`` (rebuilding yields the same weights anyway). ``profile=False`` skips the MAC
     count (seconds of tracing; tests at 64x64 do not need it)."""
-    from compress.checkpoints import save_generator
+    from compress.models.checkpoints import save_generator
     teacher, student = build_models(size, teacher_ngf, supernet_ngf, student_config)
     paths: Dict[str, str] = {}
     os.makedirs(out_dir, exist_ok=True)

@@ -25,7 +25,7 @@ import json
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from compress.atomic import atomic_write_bytes  # re-exported: the engine, table and cache writer
+from compress.common.atomic import atomic_write_bytes  # re-exported: the engine, table and cache writer
 
 SIDECAR_FORMAT = "gan-compression-trt-engine/1"
 # Bump when the build recipe changes in a way that makes old engines wrong (not just slower).
@@ -50,7 +50,7 @@ def sha256_file(path: str, chunk_bytes: int = 1 << 20) -> str:
 
 
 def atomic_write_json(path: str, obj: Any, overwrite: bool = False) -> None:
-    """JSON through `compress.atomic` (torch-free, so the Jetson build path can use it)."""
+    """JSON through `compress.common.atomic` (torch-free, so the Jetson build path can use it)."""
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode(), overwrite)
 
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from compress.checkpoints import load_generator
+from compress.models.checkpoints import load_generator
 from compress.data import build_dataset
-from compress.profile import count_macs
+from compress.models.profile import count_macs
 from engines.factory import open_engine
 from tests.conftest import DATASETS
 

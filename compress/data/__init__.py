@@ -9,11 +9,12 @@ Modes, item keys and transform semantics: see ``compress.data.datasets``; file r
 ``compress.data.images``; paired transforms and encodings: ``compress.data.transforms``.
 """
 from compress.data.datasets import (DIRECTIONS, MODES, AlignedDataset, CityscapesDataset, LabelMapDataset,
-                                    SingleDataset, UnalignedDataset, build_dataset, guess_mode,
-                                    holdout_split)
+                                    SingleDataset, UnalignedDataset, build_dataset, default_input_kind,
+                                    guess_mode, holdout_split)
 from compress.data.loader import EpochSampler, make_dataloader
 from compress.data.transforms import INPUT_ENCODINGS, instance_edges, label_tensor, photo_tensor
 
-__all__ = ["build_dataset", "make_dataloader", "holdout_split", "guess_mode", "EpochSampler", "MODES",
-           "DIRECTIONS", "INPUT_ENCODINGS", "LabelMapDataset", "AlignedDataset", "UnalignedDataset",
-           "CityscapesDataset", "SingleDataset", "instance_edges", "label_tensor", "photo_tensor"]
+__all__ = ["build_dataset", "default_input_kind", "make_dataloader", "holdout_split", "guess_mode",
+           "EpochSampler", "MODES", "DIRECTIONS", "INPUT_ENCODINGS", "LabelMapDataset", "AlignedDataset",
+           "UnalignedDataset", "CityscapesDataset", "SingleDataset", "instance_edges", "label_tensor",
+           "photo_tensor"]

@@ -24,7 +24,7 @@ from compress.data.images import (IMAGE_EXTENSIONS, LABEL_EXTENSIONS, PHOTO_EXTE
                                   read_instance_map, read_label, read_rgb, stem_of)
 from compress.data.transforms import (INPUT_ENCODINGS, Size, as_hw, draw_transform, instance_edges,
                                       label_tensor, photo_tensor)
-from compress.palettes import Palette, load_palette
+from compress.common.palettes import Palette, load_palette
 
 MODES = ("labelmap", "aligned", "unaligned", "cityscapes", "single")
 DIRECTIONS = ("AtoB", "BtoA")
@@ -395,6 +395,16 @@ def build_dataset(mode: str, root: str, split: str = "train", *, direction: str 
     if mode == "cityscapes":
         return CityscapesDataset(root, split, palette, input_encoding, instance_edges, **select, **base)
     return SingleDataset(root, split, palette, input_encoding, **select, **base)
+
+
+def default_input_kind(input_kind: Optional[str], dataset_mode: str, palette: Optional[str],
+                       direction: str) -> str:
+    """What a generator trained on this data takes as input, for its metadata: ``input_kind`` when
+    set, else "label" for label maps translated A->B, else "image"."""
+    if input_kind:
+        return input_kind
+    labels_in = dataset_mode in ("labelmap", "cityscapes") or bool(palette)
+    return "label" if labels_in and direction == "AtoB" else "image"
 
 
 def holdout_split(stems: Sequence[str], n_holdout: int, seed: int = 0) -> Tuple[List[str], List[str]]:

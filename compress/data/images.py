@@ -12,7 +12,7 @@ from typing import List, Optional
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from compress.palettes import Palette
+from compress.common.palettes import Palette
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 PHOTO_EXTENSIONS = (".jpg", ".jpeg")

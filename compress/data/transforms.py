@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from compress.palettes import Palette
+from compress.common.palettes import Palette
 
 Size = Union[int, Sequence[int], None]
 INPUT_ENCODINGS = ("color", "onehot")

@@ -4,7 +4,7 @@
     real = real_statistics(lambda: real_uint8, stats_key("facades", "val", (256, 256)))
     fid = fid_from_features(inception_features(to_uint8_images(fake)), real)
 
-mIoU of generated images needs a segmenter: ``compress.segmenter`` (trained with
+mIoU of generated images needs a segmenter: ``compress.metrics.segmenter`` (trained with
 ``python -m compress.train_segmenter``) turns generated photos back into label maps.
 """
 from compress.metrics.fid import (default_cache_dir, feature_statistics, fid_from_features, fid_from_images,

@@ -177,7 +177,7 @@ def real_statistics(images_uint8_or_callable: Union[Images, Callable[[], Images]
     them: the callable is only called on a cache miss. A cache written by another feature
     extractor version or for another key is recomputed. Writes are atomic.
     """
-    from compress.atomic import atomic_write
+    from compress.common.atomic import atomic_write
     path = _cache_path(cache_key, cache_dir)
     if os.path.isfile(path):
         stats = load_statistics(path)

@@ -3,7 +3,7 @@
 ``build_generator(arch, **kwargs)`` is the one public way to make a generator; ``GENERATORS``
 maps each architecture name (the official ``--netG`` names) to its class, explicitly.
 State-dict keys and shapes match the official implementation, so released checkpoints load
-with ``strict=True`` (see `compress.checkpoints`).
+with ``strict=True`` (see `compress.models.checkpoints`).
 """
 from typing import Dict, Tuple
 

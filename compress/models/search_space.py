@@ -7,9 +7,10 @@ strings and holds the official search spaces (the per-position channel choices o
 sampling, the largest/smallest members and exhaustive enumeration.
 """
 import itertools
+import os
 import random
 from dataclasses import dataclass
-from typing import Dict, Iterator, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
 
 Channels = Tuple[int, ...]
 
@@ -112,3 +113,33 @@ def get_search_space(family: str, name: str) -> SearchSpace:
     except KeyError:
         valid = ", ".join(f"{f}/{n}" for f, n in SEARCH_SPACES)
         raise ValueError(f"unknown search space {family}/{name}; valid: {valid}") from None
+
+
+def resolve_search_space(family: str, name: str, channel_choices=()) -> SearchSpace:
+    """An official search space, or the "custom" one with the same choices at every position."""
+    if name != "custom":
+        return get_search_space(family, name)
+    choices = tuple(sorted({int(c) for c in channel_choices}, reverse=True))
+    return SearchSpace(family, "custom", (choices,) * 8)  # the same choices at all 8 positions
+
+
+def search_space_of(meta: Dict[str, Any]) -> SearchSpace:
+    """The search space a supernet checkpoint was trained on (from its metadata)."""
+    family = "spade" if str(meta.get("arch", "")).endswith("spade") else "resnet"
+    if "search_choices" not in meta:
+        raise ValueError("this checkpoint's metadata names no search space (not written by "
+                         "compress.supernet)")
+    choices = tuple(tuple(int(c) for c in position) for position in meta["search_choices"])
+    return SearchSpace(family, str(meta.get("search_space", "custom")), choices)
+
+
+def load_supernet(path: str) -> Tuple[Any, Dict[str, Any]]:
+    """A supernet checkpoint (eval mode) and its metadata; ValueError if it is not a supernet."""
+    from compress.models.checkpoints import load_generator  # which imports this module
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: no such supernet checkpoint (train one with python -m compress.supernet)")
+    model, meta = load_generator(path)
+    if not hasattr(model, "make_subnet"):
+        raise ValueError(f"{path} holds a {meta.get('arch')}, not a supernet (super_mobile_resnet_9blocks "
+                         "or super_mobile_spade); give the supernet.safetensors of compress.supernet")
+    return model.eval(), meta

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from compress.losses import GANLoss, ImagePool
+from compress.training.losses import GANLoss, ImagePool
 from compress.training.distributed import DistContext, wrap
 from compress.training.recipe import Recipe, adam, set_requires_grad
 

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from compress.atomic import atomic_write
+from compress.common.atomic import atomic_write
 from compress.data import EpochSampler
 from compress.training import distributed as D
 from compress.training.monitor import Monitor

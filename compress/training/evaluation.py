@@ -5,7 +5,7 @@ Metrics (``metric``):
           targets (real statistics cached in the run folder); KID is reported beside it,
           since it is less biased than FID for the few tens of images a CPU run can afford.
   "miou"  mean IoU of a segmenter's predictions on the outputs against the input label maps
-          (label-map datasets; ``segmenter`` = a checkpoint for `compress.segmenter`).
+          (label-map datasets; ``segmenter`` = a checkpoint for `compress.metrics.segmenter`).
   "psnr"  PSNR of outputs vs targets (paired data only; cheap, used by smoke tests).
   "none"  no validation.
 Paired datasets always report PSNR too. The primary metric decides the best checkpoint.
@@ -66,7 +66,7 @@ class Evaluator:
         return self._real_stats
 
     def _segment(self, images: np.ndarray) -> np.ndarray:
-        from compress.segmenter import load_segmenter, segment  # lands with the segmenter milestone
+        from compress.metrics.segmenter import load_segmenter, segment  # lands with the segmenter milestone
         if self._segmenter is None:
             self._segmenter, _ = load_segmenter(self.segmenter_path)
         return np.asarray(segment(self._segmenter, images))

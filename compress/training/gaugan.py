@@ -6,7 +6,7 @@ both); G minimises hinge GAN + λ_feat·feature matching + λ_vgg·VGG19 percept
 discriminator step regenerates the fake without gradients and minimises hinge(real) +
 hinge(fake). Optimisers: TTUR (upstream: lr_G 1e-4, lr_D 4e-4, betas (0, 0.9)).
 
-The VGG loss needs a local VGG19 weights file (`compress.losses.VGGPerceptualLoss`); without
+The VGG loss needs a local VGG19 weights file (`compress.training.losses.VGGPerceptualLoss`); without
 one the recipe trains without it (the caller logs a note).
 """
 from typing import Dict, Optional, Sequence
@@ -14,7 +14,7 @@ from typing import Dict, Optional, Sequence
 import torch
 from torch import nn
 
-from compress.losses import GANLoss, VGGPerceptualLoss, feature_matching_loss
+from compress.training.losses import GANLoss, VGGPerceptualLoss, feature_matching_loss
 from compress.training.distributed import DistContext, wrap
 from compress.training.recipe import Recipe, adam, set_requires_grad
 

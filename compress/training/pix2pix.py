@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from compress.losses import GANLoss
+from compress.training.losses import GANLoss
 from compress.training.distributed import DistContext, MultiCall, wrap
 from compress.training.recipe import Recipe, adam, set_requires_grad
 

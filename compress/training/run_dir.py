@@ -13,7 +13,7 @@ import os
 import shutil
 from typing import Dict, Sequence
 
-from compress.config import diff_configs, load_config, save_config
+from compress.common.config import diff_configs, load_config, save_config
 from compress.training.engine import STATE_FILE
 
 CONFIG_FILE = "config.toml"

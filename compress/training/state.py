@@ -5,7 +5,7 @@ containers: model and optimiser state_dicts, LR-scheduler state, counters, the b
 score, and per rank the RNG states (Python, NumPy, torch, CUDA) plus recipe extras such as
 CycleGAN's image pools. Nothing in it is an arbitrary Python object, so it loads back with
 ``torch.load(weights_only=True)``: opening a checkpoint never executes code. It is written with
-`compress.checkpoints.atomic_write` (temp file + rename): a run killed while saving keeps the
+`compress.common.atomic.atomic_write` (temp file + rename): a run killed while saving keeps the
 previous checkpoint intact.
 """
 import contextlib
@@ -16,7 +16,7 @@ from typing import Any, Dict, Iterator
 import numpy as np
 import torch
 
-from compress.atomic import atomic_write
+from compress.common.atomic import atomic_write
 
 FORMAT = "gan-compression-train/1"
 

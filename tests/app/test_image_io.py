@@ -4,7 +4,7 @@ import pytest
 from PyQt6.QtGui import QImage
 
 from app import image_io
-from compress.palettes import load_palette
+from compress.common.palettes import load_palette
 
 FACADES = load_palette("facades")
 

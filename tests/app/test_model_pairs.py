@@ -13,7 +13,7 @@ from app.__main__ import main as app_main
 from app.image_io import numpy_to_qimage, read_label_map, read_sketch, write_image, write_label_map
 from app.main_window import PANES
 from app.palette_panel import INK, PAPER
-from compress.palettes import load_palette
+from compress.common.palettes import load_palette
 from tests.app.helpers import open_window, wait_rendered, with_metadata
 
 

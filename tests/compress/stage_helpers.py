@@ -5,7 +5,7 @@ from typing import List
 
 import torch
 
-from compress.checkpoints import save_generator
+from compress.models.checkpoints import save_generator
 from compress.models import build_generator
 from tests.conftest import DATASETS, REPO
 

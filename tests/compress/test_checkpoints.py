@@ -4,7 +4,8 @@ import hashlib
 import pytest
 import torch
 
-from compress.checkpoints import (CheckpointError, guess_architecture, load_generator, main,
+from compress.checkpoints import main
+from compress.models.checkpoints import (CheckpointError, guess_architecture, load_generator,
                                   read_state_dict, save_generator)
 from compress.models import build_generator
 
@@ -78,7 +79,7 @@ def test_empty_and_random_files_are_named_for_what_they_are(tmp_path, capsys):
 def test_broken_safetensors_metadata_is_reported_and_convert_repairs_it(tmp_path, capsys):
     from safetensors.torch import save_file
 
-    from compress.checkpoints import FORMAT
+    from compress.models.checkpoints import FORMAT
     model = build_generator("resnet_9blocks", ngf=4, n_blocks=2)
     tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
     cases = {"not_json": {"format": FORMAT, "meta": "{oops"}, "a_list": {"format": FORMAT, "meta": "[1]"},

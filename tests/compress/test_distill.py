@@ -2,10 +2,10 @@
 import pytest
 import torch
 
-from compress.checkpoints import load_generator
-from compress.config import load_config
+from compress.models.checkpoints import load_generator
+from compress.common.config import load_config
 from compress.distill import DistillConfig, main, plan_distill
-from compress.pruning import prune_resnet
+from compress.models.pruning import prune_resnet
 from compress.supernet import load_supernet
 from compress.supernet import main as supernet_main
 from compress.training.state import load_training_state

@@ -6,11 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
-from compress.checkpoints import save_generator
+from compress.models.checkpoints import save_generator
 from compress.evaluate import EvaluateConfig, evaluate, main, markdown_table
 from compress.models import build_generator
-from compress.palettes import load_palette
-from compress.segmenter import UNetSegmenter, save_segmenter, segmenter_metadata
+from compress.common.palettes import load_palette
+from compress.metrics.segmenter import UNetSegmenter, save_segmenter, segmenter_metadata
 from tests.conftest import DATASETS
 
 FACADES = str(DATASETS / "facades" / "256")
@@ -80,8 +80,8 @@ def test_same_weights_score_the_same_and_psnr_vs_real_is_exact(files):
 
 def test_holdout_split_scores_exactly_the_items_the_stages_held_out(files):
     from compress.data import build_dataset, holdout_split
-    from compress.training.stage import build_holdout_dataset
-    from compress.training.stage_config import DataConfig
+    from compress.distillation.stages import build_holdout_dataset
+    from compress.distillation.stage_config import DataConfig
     cfg = EvaluateConfig(generators=files["a"], dataroot=FACADES, split="train", holdout_items=6,
                          holdout_seed=0, metrics="psnr", device="cpu", bootstrap=0)
     results = evaluate(cfg, log=lambda _: None)

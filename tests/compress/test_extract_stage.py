@@ -2,13 +2,13 @@
 import pytest
 import torch
 
-from compress.checkpoints import load_generator, save_generator
-from compress.config import load_config
+from compress.models.checkpoints import load_generator, save_generator
+from compress.common.config import load_config
 from compress.extract import ExtractConfig, main
 from compress.models import build_generator, extract_subnet
-from compress.profile import count_macs
-from compress.training.calibration import calibrate_batchnorm, calibration_batches
-from compress.training.stage import build_datasets
+from compress.models.profile import count_macs
+from compress.distillation.calibration import calibrate_batchnorm, calibration_batches
+from compress.distillation.stages import build_datasets
 from tests.compress.stage_helpers import DATA_ARGS, FACADES, random_supernet, save_model
 
 CONFIG = "4_2_2_4_2_4_2_4"

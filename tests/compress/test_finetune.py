@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from compress.checkpoints import load_generator
+from compress.models.checkpoints import load_generator
 from compress.finetune import main
 from compress.models import extract_subnet
 from compress.models.resnet import ResnetWidths

@@ -7,11 +7,11 @@ import time
 import pytest
 import torch
 
-from compress.checkpoints import load_generator
-from compress.config import load_config
+from compress.models.checkpoints import load_generator
+from compress.common.config import load_config
 from compress.pipeline import (Layout, load_pipeline, main, stage_config_class, stage_settings,
                                write_stage_toml)
-from compress.search_results import read_log, read_rows
+from compress.searching.results import read_log, read_rows
 from tests.conftest import DATASETS, REPO
 
 FACADES = DATASETS / "facades" / "256"

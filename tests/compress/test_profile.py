@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from compress.profile import count_macs, main, parse_size, profile_arch
+from compress.models.profile import count_macs, parse_size, profile_arch
+from compress.profile import main
 
 
 def test_teacher_macs_and_params():

@@ -4,12 +4,12 @@ import json
 import pytest
 import torch
 
-from compress.checkpoints import save_generator
-from compress.config import load_config
+from compress.models.checkpoints import save_generator
+from compress.common.config import load_config
 from compress.models import build_generator
 from compress.search import SearchConfig, main, run_search
-from compress.search_eval import CostModel
-from compress.search_results import read_log, read_rows
+from compress.searching.candidates import CostModel
+from compress.searching.results import read_log, read_rows
 from tests.conftest import DATASETS
 
 FACADES = DATASETS / "facades" / "256"
@@ -43,7 +43,7 @@ def config(checkpoints, out, *extra, choices=TINY_CHOICES):
 
 
 def macs_of(checkpoints, configs):
-    from compress.search import load_supernet
+    from compress.models.search_space import load_supernet
     supernet, _ = load_supernet(checkpoints[0])
     cost = CostModel(supernet, (32, 32))
     return {c: cost.profile(c)["macs"] for c in configs}
@@ -178,7 +178,7 @@ def rows_of(*triples, metric="fid"):
 
 
 def test_pareto_front_and_selection_on_synthetic_rows():
-    from compress.search_results import pareto_front, select_best
+    from compress.searching.results import pareto_front, select_best
     rows = rows_of(("a", 1e9, 50.0), ("b", 2e9, 40.0), ("c", 2e9, 45.0), ("d", 3e9, 41.0),
                    ("e", 4e9, 30.0), ("f", 0.5e9, 80.0), ("g", 4e9, 30.0))
     assert [r["config"] for r in pareto_front(rows)] == ["f", "a", "b", "e"]
@@ -206,7 +206,7 @@ def test_select_cli(tmp_path, capsys):
 
 
 def test_probed_macs_equal_full_size_profiles():
-    from compress.profile import count_macs
+    from compress.models.profile import count_macs
     supernet = build_generator("super_mobile_resnet_9blocks", ngf=16, n_blocks=3)
     cost = CostModel(supernet, (96, 128))
     assert cost.probe_hw == (12, 16)
@@ -222,7 +222,7 @@ def test_probed_macs_equal_full_size_profiles():
 
 
 def test_torn_last_log_line_is_dropped_and_trimmed(tmp_path):
-    from compress.search_results import append_row
+    from compress.searching.results import append_row
     log = tmp_path / "log.jsonl"
     append_row(str(log), {"config": "a", "value": 1.0})
     with open(log, "a") as handle:
@@ -241,7 +241,7 @@ def test_torn_last_log_line_is_dropped_and_trimmed(tmp_path):
 
 
 def test_the_held_out_split_defaults_to_the_supernets(checkpoints, tmp_path):
-    from compress.search import holdout_setting
+    from compress.searching.run import holdout_setting
     cfg = config(checkpoints, tmp_path, "--holdout_items=none")
     assert holdout_setting(cfg, {"holdout": {"items": 40, "seed": 2}}, print) == (40, 2)
     with pytest.raises(ValueError, match="never saw"):
@@ -253,15 +253,15 @@ def test_the_held_out_split_defaults_to_the_supernets(checkpoints, tmp_path):
 
 
 def test_spade_candidates_are_calibrated_before_scoring(tmp_path, monkeypatch):
-    import compress.supernet
+    import compress.distillation.calibration as calibration
     calibrated = []
-    original = compress.supernet.calibrate_batchnorm
+    original = calibration.calibrate_batchnorm
 
     def counting(model, batches, config=None):
         calibrated.append((config, len(batches)))
         return original(model, batches, config=config)
 
-    monkeypatch.setattr(compress.supernet, "calibrate_batchnorm", counting)
+    monkeypatch.setattr(calibration, "calibrate_batchnorm", counting)
     torch.manual_seed(0)
     supernet = build_generator("super_mobile_spade", semantic_nc=13, ngf=4, crop_size=64,
                                num_upsampling_layers="normal")
@@ -296,7 +296,7 @@ def test_fid_search_on_unpaired_data_scores_against_held_out_b_images(checkpoint
 
 def test_held_out_batches_stream_when_they_do_not_fit_in_memory():
     from compress.data import build_dataset
-    from compress.search_eval import HeldOutBatches
+    from compress.searching.candidates import HeldOutBatches
     data = build_dataset("labelmap", str(FACADES), "train", palette="facades", load_size=(32, 32),
                          random_crop=False, max_items=5)
     kept = HeldOutBatches(data, range(5), 2, ("A", "label"))

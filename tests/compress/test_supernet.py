@@ -7,11 +7,11 @@ import signal
 import pytest
 import torch
 
-from compress.config import load_config
+from compress.common.config import load_config
 from compress.models.discriminators import NLayerDiscriminator
 from compress.supernet import SupernetConfig, load_supernet, main, search_space_of, train_supernet
 from compress.training.engine import STATE_FILE
-from compress.training.stage import load_aux
+from compress.distillation.stages import load_aux
 from compress.training.state import load_training_state
 from tests.compress.conftest import assert_same_training_state, train_as_rank
 from tests.compress.stage_helpers import (FACADES, SMOKE_SUPERNET, SPADE_ARGS, args, resnet_teacher,
@@ -131,7 +131,7 @@ def test_bad_settings_exit_2_with_a_clear_message(tmp_path, capsys, teacher, ext
 
 def _rank_main(rank, world_size, port, teacher, run_dir, out_dir):
     from compress.supernet import STAGE
-    from compress.training.stage import build_stage_trainer
+    from compress.distillation.stages import build_stage_trainer
     cfg = config(teacher, run_dir, "--batch_size=1", "--sampling=sandwich", "--device=cpu")
     train_as_rank(rank, world_size, port, lambda c, ctx: build_stage_trainer(c, ctx, STAGE), cfg, out_dir)
 
@@ -155,7 +155,7 @@ def test_two_gloo_processes_train_the_same_configs_and_end_identical(tmp_path, t
 
 
 def test_held_out_items_never_train_and_form_the_search_set(teacher):
-    from compress.training.stage import build_datasets, build_holdout_dataset
+    from compress.distillation.stages import build_datasets, build_holdout_dataset
     cfg = config(teacher, "unused", "--holdout_items=1", "--max_items=4")
     train, _, held = build_datasets(cfg)
     search = build_holdout_dataset(cfg)

@@ -4,8 +4,8 @@ import json
 import pytest
 import torch
 
-from compress.checkpoints import load_generator
-from compress.config import load_config
+from compress.models.checkpoints import load_generator
+from compress.common.config import load_config
 from compress.train import TrainConfig, main
 from tests.compress.training.test_engine import FACADES, SMOKE, write_unaligned
 from tests.conftest import REPO

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 import compress.train_segmenter as train_segmenter
-from compress.segmenter import load_segmenter
+from compress.metrics.segmenter import load_segmenter
 from tests.conftest import DATASETS
 
 FACADES = str(DATASETS / "facades" / "256")

@@ -11,7 +11,7 @@ import onnx
 import pytest
 import torch
 
-from compress.checkpoints import generator_metadata, save_generator
+from compress.models.checkpoints import generator_metadata, save_generator
 from compress.models import build_generator
 from engines.base import INPUT_NAME, METADATA_KEY, OUTPUT_NAME
 

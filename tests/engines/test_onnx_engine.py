@@ -146,7 +146,7 @@ def test_onnx_path_runs_with_torch_unimportable(tiny_models, label_batch, tmp_pa
 
 
 def test_metadata_json_round_trip_matches_the_checkpoint(tiny_models):
-    from compress.checkpoints import read_state_dict
+    from compress.models.checkpoints import read_state_dict
     _, checkpoint_meta = read_state_dict(str(tiny_models["teacher.safetensors"]))
     assert read_onnx_metadata(str(tiny_models["teacher.onnx"])) == json.loads(json.dumps(checkpoint_meta))
 

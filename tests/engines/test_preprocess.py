@@ -3,7 +3,7 @@ import cv2
 import numpy as np
 import pytest
 
-from compress.palettes import load_palette
+from compress.common.palettes import load_palette
 from engines.base import InputSpec, size_multiple
 from engines.preprocess import (image_to_tensor, label_to_color, label_to_onehot,
                                 make_preprocessor, resize_image, resize_label_map,

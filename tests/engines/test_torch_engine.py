@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from compress.checkpoints import CheckpointError, load_generator, save_generator
+from compress.models.checkpoints import CheckpointError, load_generator, save_generator
 from compress.models import build_generator
-from compress.palettes import load_palette
+from compress.common.palettes import load_palette
 from engines.factory import open_engine
 from engines.preprocess import make_preprocessor
 from engines.torch_engine import PyTorchEngine

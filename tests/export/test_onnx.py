@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import export.onnx as onnx_export
-from compress.checkpoints import save_generator
+from compress.models.checkpoints import save_generator
 from compress.models import build_generator
 from engines.base import INPUT_NAME, METADATA_KEY, OUTPUT_NAME
 from engines.onnx_engine import read_onnx_metadata
@@ -234,7 +234,7 @@ def test_released_h2z_generator_exports_and_matches(tmp_path, h2z_checkpoint, ca
     assert meta["build"]["config"] == "16_16_32_16_32_32_16_16"
     assert meta["macs"] == 2_546_204_672 and meta["params"] == 356_867  # paper: 2.55G MACs
 
-    from compress.checkpoints import load_generator
+    from compress.models.checkpoints import load_generator
     model, _ = load_generator(str(h2z_checkpoint))
     sliced = tmp_path / "h2z_slice.onnx"
     export_onnx(model, str(sliced), meta=meta, reflect_pad="slice")

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from compress.palettes import load_palette
+from compress.common.palettes import load_palette
 from engines.base import InputSpec
 from engines.preprocess import make_preprocessor
 from export.trt_calibration import (calibration_batches, data_kind, input_preprocessor,

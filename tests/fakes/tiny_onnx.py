@@ -29,7 +29,7 @@ def tiny_onnx(input_kind: str = "image", dynamic: bool = False, resolution: Tupl
     import onnx
     import torch
 
-    from compress.checkpoints import generator_metadata
+    from compress.models.checkpoints import generator_metadata
     from compress.models import build_generator
     if _DIR is None:
         _DIR = tempfile.mkdtemp(prefix="tiny-onnx-")

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from compress.data import build_dataset, guess_mode, holdout_split
-from compress.palettes import load_palette
+from compress.common.palettes import load_palette
 from tests.conftest import DATASETS
 
 DATA = DATASETS

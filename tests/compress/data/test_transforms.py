@@ -6,7 +6,7 @@ from PIL import Image
 
 from compress.data import build_dataset, instance_edges
 from compress.data.transforms import as_hw, draw_transform
-from compress.palettes import load_palette
+from compress.common.palettes import load_palette
 
 PALETTE = load_palette("facades")
 

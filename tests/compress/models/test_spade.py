@@ -49,7 +49,7 @@ def test_teacher_cityscapes_has_93_0m_params():
 
 @pytest.mark.slow
 def test_teacher_cityscapes_has_281g_macs():
-    profile = pytest.importorskip("compress.profile")
+    profile = pytest.importorskip("compress.models.profile")
     result = profile.count_macs(SPADEGenerator(ngf=64, **CITYSCAPES), (1, 36, 256, 512))
     assert result["macs"] == 281_356_632_064
     assert abs(result["macs"] - 281e9) <= 0.5e9
@@ -72,7 +72,7 @@ def test_released_subnet_params(ngf, config, params, macs):
 @pytest.mark.slow
 @pytest.mark.parametrize("ngf,config,params,macs", RELEASED)
 def test_released_subnet_macs(ngf, config, params, macs):
-    profile = pytest.importorskip("compress.profile")
+    profile = pytest.importorskip("compress.models.profile")
     model = SubMobileSPADEGenerator(ngf=ngf, config=config, **CITYSCAPES)
     assert profile.count_macs(model, (1, 36, 256, 512))["macs"] == macs
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from compress.checkpoints import read_state_dict
-from compress.config import load_config
+from compress.models.checkpoints import read_state_dict
+from compress.common.config import load_config
 from compress.models import build_generator
 from compress.models.discriminators import NLayerDiscriminator
 from compress.train import TrainConfig, train

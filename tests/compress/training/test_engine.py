@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from compress.checkpoints import read_state_dict
-from compress.config import load_config
+from compress.models.checkpoints import read_state_dict
+from compress.common.config import load_config
 from compress.train import TrainConfig, train
 from compress.training.engine import STATE_FILE, linear_decay
 from compress.training.state import load_training_state

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from compress.distillation import run_generator
+from compress.distillation.features import run_generator
 
 _BatchNorm = nn.modules.batchnorm._BatchNorm
 

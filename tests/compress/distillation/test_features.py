@@ -1,9 +1,9 @@
-"""compress.distillation: mapped layers, forward hooks, width-agnostic adaptors, the MSE loss."""
+"""compress.distillation.features: mapped layers, forward hooks, width-agnostic adaptors, the MSE loss."""
 import pytest
 import torch
 import torch.nn.functional as F
 
-from compress.distillation import Adaptors, FeatureHooks, distill_loss, feature_widths, mapped_layers
+from compress.distillation.features import Adaptors, FeatureHooks, distill_loss, feature_widths, mapped_layers
 from compress.models import build_generator
 
 

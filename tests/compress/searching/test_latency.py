@@ -1,10 +1,10 @@
-"""compress.latency: measured latency on ONNX Runtime / PyTorch and the latency lookup table."""
+"""compress.searching.latency: measured latency on ONNX Runtime / PyTorch and the latency lookup table."""
 import json
 
 import pytest
 import torch
 
-from compress.latency import LatencyLUT, LatencyMeasurer, cached_latency, time_runs
+from compress.searching.latency import LatencyLUT, LatencyMeasurer, cached_latency, time_runs
 from compress.models import build_generator
 
 
@@ -88,7 +88,7 @@ def test_a_foreign_file_is_not_taken_for_a_lut(tmp_path):
 
 
 def test_network_tag_names_the_sub_network_architecture():
-    from compress.latency import network_tag
+    from compress.searching.latency import network_tag
     resnet = build_generator("super_mobile_resnet_9blocks", ngf=8, n_blocks=3)
     assert network_tag(resnet) == "sub_mobile_resnet_9blocks(input_nc=3,n_blocks=3,ngf=8,output_nc=3)"
     spade = build_generator("super_mobile_spade", semantic_nc=5, ngf=4, crop_size=64)

@@ -13,10 +13,8 @@ Run folder of a stage (``output_dir``):
   adaptors.safetensors        ``restore_A`` of the next stage)
   metrics.json, tensorboard/, real_stats/
 """
-import argparse
 import json
 import os
-import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -24,13 +22,14 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from compress.config import check_multiple, describe_config, load_config
-from compress.distillation import Adaptors, feature_widths, mapped_layers
-from compress.training.calibration import calibrate_batchnorm, calibration_batches, preserved_buffers
-from compress.training.distill_recipe import DistillRecipe, Sampler
+from compress.common.cli import command_parser, parse_command, run_command
+from compress.common.config import check_multiple, describe_config, load_config
+from compress.distillation.features import Adaptors, feature_widths, mapped_layers
+from compress.distillation.calibration import calibrate_batchnorm, calibration_batches, preserved_buffers
+from compress.distillation.objective import DistillRecipe, Sampler
 from compress.training import run_dir as run_folder
 from compress.training.engine import STATE_FILE, Trainer
-from compress.training.stage_config import DataConfig, StageConfig
+from compress.distillation.stage_config import DataConfig, StageConfig
 
 CONFIG_FILE = run_folder.CONFIG_FILE
 AUX_FORMAT = "gan-compression-aux/1"
@@ -97,7 +96,7 @@ def build_holdout_dataset(cfg: DataConfig):
 
 def load_teacher(path: str, arch: Optional[str], device: torch.device):
     """The frozen teacher (eval mode, no gradients, spectral norm removed) and its metadata."""
-    from compress.checkpoints import load_generator
+    from compress.models.checkpoints import load_generator
     if not os.path.isfile(path):
         shipped = _shipped_teachers()
         hint = (f"; or start from a shipped teacher: --teacher={shipped[0]}" if shipped else "")
@@ -132,7 +131,7 @@ def student_kwargs(teacher: nn.Module, ngf: int, size_hw: Tuple[int, int]) -> Di
 
 def load_weights(model: nn.Module, path: str, what: str) -> Dict[str, Any]:
     """Load a generator checkpoint's tensors into ``model`` strictly (same keys and shapes)."""
-    from compress.checkpoints import read_state_dict
+    from compress.models.checkpoints import read_state_dict
     state, meta = read_state_dict(path)
     expected = model.state_dict()
     bad = sorted(set(expected) ^ set(state)) + [k for k in expected if k in state
@@ -149,7 +148,7 @@ def save_aux(module: nn.Module, path: str, meta: Dict[str, Any]) -> None:
     """A discriminator / adaptors state as safetensors (atomic), for the next stage to start from."""
     from safetensors.torch import save_file
 
-    from compress.atomic import atomic_write
+    from compress.common.atomic import atomic_write
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
     header = {"format": AUX_FORMAT, "meta": json.dumps(meta, sort_keys=True)}
     atomic_write(path, lambda temp: save_file(tensors, temp, metadata=header), overwrite=True)
@@ -239,7 +238,7 @@ def base_evaluator(cfg: DataConfig, device: torch.device, val_set, teacher: Opti
         return FidelityEvaluator(val_set, teacher, device, cfg.eval_max_images, cfg.batch_size)
     palette = None
     if cfg.palette:
-        from compress.palettes import load_palette
+        from compress.common.palettes import load_palette
         palette = load_palette(cfg.palette)
     return Evaluator(val_set, cfg.eval_metric, device, max_images=cfg.eval_max_images,
                      batch_size=cfg.batch_size, paired=cfg.paired, cache_dir=cache_dir,
@@ -265,10 +264,11 @@ def make_evaluator(cfg: StageConfig, ctx, val_set, train_set, teacher: nn.Module
 
 def make_exporter(cfg: DataConfig, size_hw: Tuple[int, int], extra_meta: Dict[str, Any]):
     """exporter(name, generator, path, extra): a clean CPU copy written with `save_generator`."""
-    from compress.checkpoints import build_kwargs_of, generator_metadata, save_generator
+    from compress.models.checkpoints import build_kwargs_of, generator_metadata, save_generator
     from compress.models import arch_name, build_generator
-    from compress.train import default_input_kind
+    from compress.data import default_input_kind
     cached: Dict[str, Dict[str, Any]] = {}
+    input_kind = default_input_kind(cfg.input_kind, cfg.dataset_mode, cfg.palette, cfg.direction)
 
     def export(name: str, generator: nn.Module, path: str, extra: Dict[str, Any]) -> None:
         copy = build_generator(arch_name(generator), **build_kwargs_of(generator))
@@ -276,7 +276,7 @@ def make_exporter(cfg: DataConfig, size_hw: Tuple[int, int], extra_meta: Dict[st
         copy.eval()
         if name not in cached:
             cached[name] = generator_metadata(copy, resolution=size_hw, palette=cfg.palette,
-                                              input_kind=default_input_kind(cfg), **extra_meta)
+                                              input_kind=input_kind, **extra_meta)
         save_generator(copy, path, meta=dict(cached[name], **extra), overwrite=True)
     return export
 
@@ -302,7 +302,7 @@ def prepare_run_dir(cfg: StageConfig, export_name: str, force: bool, command: st
 
 def build_stage_trainer(cfg: StageConfig, ctx, stage: Stage, force: bool = False,
                         step_callback: Optional[Callable[[int], None]] = None) -> StageTrainer:
-    from compress.losses import VGGPerceptualLoss
+    from compress.training.losses import VGGPerceptualLoss
     from compress.training import distributed as D
     from compress.training.recipe import init_weights
     from compress.training.state import seed_everything
@@ -402,19 +402,9 @@ def run_stage(cfg: StageConfig, stage: Stage, force: bool = False,
 
 def stage_main(argv, cls, run: Callable[[Any, bool], int], prog: str, description: str, examples: str) -> int:
     """The command line of a stage: ``CONFIG [--key=value ...] [--force]``."""
-    parser = argparse.ArgumentParser(
-        prog=prog, allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=description,
-        epilog=examples + "\nsettings (TOML keys, or --key=value):\n" + describe_config(cls))
+    parser = command_parser(prog, description,
+                            examples + "\nsettings (TOML keys, or --key=value):\n" + describe_config(cls))
     parser.add_argument("config", nargs="?", help="TOML config file (see configs/)")
     parser.add_argument("--force", action="store_true", help="start over / overwrite existing outputs")
-    args, overrides = parser.parse_known_args(argv)
-    try:
-        cfg = load_config(cls, args.config, overrides)
-        return run(cfg, args.force)
-    except (ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:  # a second Ctrl-C: the last checkpoint on disk is kept as it was
-        print("aborted without saving; rerun the command to resume from the last checkpoint", file=sys.stderr)
-        return 130
+    args, overrides = parse_command(parser, argv)
+    return run_command(lambda: run(load_config(cls, args.config, overrides), args.force))

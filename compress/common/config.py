@@ -251,16 +251,23 @@ def parse_overrides(overrides: Sequence[str], types: Dict[str, Any]) -> List[Tup
 def load_config(cls: Type[T], path: Optional[str] = None, overrides: Sequence[str] = ()) -> T:
     """An instance of the dataclass ``cls``: defaults, then the TOML file at ``path``, then the
     ``--key=value`` ``overrides``. Raises ValueError naming the file/key for any bad input."""
+    table = read_toml(path) if path is not None else {}
+    return config_from_dict(cls, table, path, overrides)
+
+
+def config_from_dict(cls: Type[T], table: Dict[str, Any], source: Optional[str] = None,
+                     overrides: Sequence[str] = ()) -> T:
+    """``load_config`` for settings already in memory: ``table`` holds TOML-typed values (as a TOML
+    file would), checked and converted exactly as a file's; ``source`` names them in errors."""
     types = field_types(cls)
     values: Dict[str, Any] = {}
-    if path is not None:
-        for key, value in read_toml(path).items():
-            if key not in types:
-                raise _unknown_key_error(key, list(types), str(path))
-            try:
-                values[key] = convert_value(value, types[key])
-            except (ValueError, TypeError) as error:
-                raise ValueError(f"{path}: {key} = {value!r}: {error} ({type_name(types[key])})") from None
+    for key, value in table.items():
+        if key not in types:
+            raise _unknown_key_error(key, list(types), str(source or "settings"))
+        try:
+            values[key] = convert_value(value, types[key])
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"{source}: {key} = {value!r}: {error} ({type_name(types[key])})") from None
     for key, text in parse_overrides(overrides, types):
         try:
             values[key] = convert_value(text, types[key], from_text=True)
@@ -270,13 +277,13 @@ def load_config(cls: Type[T], path: Optional[str] = None, overrides: Sequence[st
                if f.name not in values and f.default is dataclasses.MISSING
                and f.default_factory is dataclasses.MISSING]
     if missing:
-        where = f"{path}" if path else "the command line"
+        where = f"{source}" if source else "the command line"
         raise ValueError(f"{where}: missing required setting(s) {', '.join(missing)} "
                          f"(add `{missing[0]} = ...` to the TOML file or --{missing[0]}=...)")
     try:
         return cls(**values)
     except ValueError as error:
-        where = f"{path}" if path else "config"
+        where = f"{source}" if source else "config"
         raise ValueError(f"{where}: {error}") from None
 
 
@@ -292,7 +299,8 @@ def diff_configs(a: Any, b: Any) -> Dict[str, Tuple[Any, Any]]:
 
 # ----------------------------------------------------------------------------- saving
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
+    """``value`` written as a TOML value (TypeError for what TOML cannot hold, such as None)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -305,7 +313,7 @@ def _toml_value(value: Any) -> str:
         # JSON string escapes are a subset of TOML basic-string escapes
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {value!r} as TOML")
 
 
@@ -314,14 +322,14 @@ def dumps_config(cfg: Any, header: str = "") -> str:
     lines = [f"# {line}" for line in header.splitlines()]
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
-        lines.append(f"# {f.name} = none" if value is None else f"{f.name} = {_toml_value(value)}")
+        lines.append(f"# {f.name} = none" if value is None else f"{f.name} = {toml_value(value)}")
     return "\n".join(lines) + "\n"
 
 
 def save_config(cfg: Any, path: str, header: str = "resolved configuration; load it with --config") -> None:
     """Write ``cfg`` to ``path`` (``.toml``, or ``.json`` by extension) atomically, replacing an
     older copy (the resolved config of a run belongs to that run's folder)."""
-    from compress.atomic import atomic_write
+    from compress.common.atomic import atomic_write
 
     if str(path).endswith(".json"):
         text = json.dumps(config_dict(cfg), indent=2, sort_keys=True) + "\n"
@@ -341,9 +349,9 @@ def describe_config(cls: type) -> str:
     lines = []
     for f in dataclasses.fields(cls):
         if f.default is not dataclasses.MISSING:
-            default = "none" if f.default is None else _toml_value(f.default)
+            default = "none" if f.default is None else toml_value(f.default)
         elif f.default_factory is not dataclasses.MISSING:
-            default = _toml_value(f.default_factory())
+            default = toml_value(f.default_factory())
         else:
             default = "(required)"
         lines.append(f"  {f.name} ({type_name(types[f.name])}, default {default}): "

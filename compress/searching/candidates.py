@@ -1,8 +1,8 @@
 """What the compression search measures per candidate: its cost (MACs, latency) and its quality.
 
 `CostModel` answers "does this config fit the budget?": paper-convention MACs of the standalone
-sub-network (`compress.profile.count_macs`), cached per config in a JSON file, and optionally
-the measured latency of that sub-network (`compress.latency`, cached in a latency LUT).
+sub-network (`compress.models.profile.count_macs`), cached per config in a JSON file, and optionally
+the measured latency of that sub-network (`compress.searching.latency`, cached in a latency LUT).
 Conv-net MACs scale exactly with the input area when every feature map shrinks by the same
 factor, so configs are profiled at a small "probe" size that divides the real one and scaled
 up; the first profile of a run checks that identity against a full-size profile and falls back
@@ -24,10 +24,10 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from compress.atomic import atomic_write_text
-from compress.latency import LatencyLUT, cached_latency, network_tag
+from compress.common.atomic import atomic_write_text
+from compress.searching.latency import LatencyLUT, cached_latency, network_tag
 from compress.models.search_space import encode_config
-from compress.profile import count_macs, human
+from compress.models.profile import count_macs, human
 
 Batch = Dict[str, torch.Tensor]
 
@@ -54,7 +54,7 @@ class CostModel:
         size_hw: input size (height, width) of MACs and latency.
         cache_path: JSON file caching {config: {macs, true_macs, params}} (None: memory only).
         budget_macs / budget_latency_ms: the budget (None: unbounded).
-        measure: latency callable (`compress.latency.LatencyMeasurer`); needed for a latency budget.
+        measure: latency callable (`compress.searching.latency.LatencyMeasurer`); needed for a latency budget.
         lut: where latencies are remembered.
     """
 

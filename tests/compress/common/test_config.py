@@ -1,10 +1,11 @@
-"""compress.config: TOML loading, --key=value overrides, errors, resolved config round trip."""
+"""compress.common.config: TOML loading, --key=value overrides, errors, resolved config round trip."""
 from dataclasses import dataclass
 from typing import List, Optional
 
 import pytest
 
-from compress.config import describe_config, diff_configs, dumps_config, load_config, option, save_config
+from compress.common.config import (describe_config, diff_configs, dumps_config, load_config, option,
+                                    save_config)
 
 
 @dataclass

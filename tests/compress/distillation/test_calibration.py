@@ -1,11 +1,11 @@
-"""compress.training.calibration: batch-norm re-calibration of (SPADE) sub-networks."""
+"""compress.distillation.calibration: batch-norm re-calibration of (SPADE) sub-networks."""
 import pytest
 import torch
 from torch import nn
 
 from compress.models import build_generator, extract_subnet
 from compress.supernet import calibrate_batchnorm
-from compress.training.calibration import calibration_batches, preserved_buffers
+from compress.distillation.calibration import calibration_batches, preserved_buffers
 
 
 class Tiny(nn.Module):

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from compress.atomic import atomic_write_text
+from compress.common.atomic import atomic_write_text
 
 BACKENDS = ("onnxruntime", "torch")
 LUT_FORMAT = "gan-compression-latency-lut/1"
@@ -94,7 +94,8 @@ class LatencyMeasurer:
                  warmup: int = 10, runs: int = 50):
         if backend not in BACKENDS:
             raise ValueError(f"latency backend must be one of {', '.join(BACKENDS)}, got {backend!r} "
-                             "(TensorRT timing: pass your own measure callable, see compress.latency)")
+                             "(TensorRT timing: pass your own measure callable, see "
+                             "compress.searching.latency)")
         if not (device == "cpu" or device.split(":")[0] == "cuda"):
             raise ValueError(f"latency device must be cpu, cuda or cuda:N, got {device!r}")
         if threads is not None and threads < 1:
@@ -227,7 +228,7 @@ def network_tag(supernet: nn.Module) -> str:
     """The sub-network architecture of ``supernet`` without the config, e.g.
     ``sub_mobile_resnet_9blocks(input_nc=3,n_blocks=9,ngf=64,output_nc=3)``: a config string
     alone does not say which network it slices (SPADE and ResNet configs both have 8 numbers)."""
-    from compress.checkpoints import build_kwargs_of
+    from compress.models.checkpoints import build_kwargs_of
     from compress.models import arch_name
     kwargs = {k: v for k, v in build_kwargs_of(supernet).items() if k != "config"}
     return (arch_name(supernet).replace("super_", "sub_", 1) + "("

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from compress.palettes import available_palettes, load_palette
+from compress.common.palettes import available_palettes, load_palette
 from tests.conftest import DATASETS
 
 
@@ -49,7 +49,7 @@ def test_colour_lookup_memory_stays_bounded_on_a_huge_map():
 
     import numpy as np
 
-    from compress.palettes import load_palette
+    from compress.common.palettes import load_palette
     palette = load_palette("facades")
     rgb = np.random.default_rng(0).integers(0, 256, (3000, 3000, 3), dtype=np.uint8)
     tracemalloc.start()

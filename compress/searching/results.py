@@ -20,7 +20,7 @@ import json
 import os
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
-from compress.atomic import atomic_write_text
+from compress.common.atomic import atomic_write_text
 
 Row = Dict[str, Any]
 

@@ -3,7 +3,7 @@ import stat
 
 import pytest
 
-from compress.atomic import atomic_write, atomic_write_text
+from compress.common.atomic import atomic_write, atomic_write_text
 
 
 def test_write_refuse_overwrite_and_permissions(tmp_path):

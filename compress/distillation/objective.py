@@ -35,8 +35,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from compress.data.mixing import cutmix_pairs
-from compress.distillation import Adaptors, FeatureHooks, distill_loss, run_generator
-from compress.losses import GANLoss, feature_matching_loss, ssim
+from compress.distillation.features import Adaptors, FeatureHooks, distill_loss, run_generator
+from compress.training.losses import GANLoss, feature_matching_loss, ssim
 from compress.training.distributed import DistContext, MultiCall, wrap
 from compress.training.gaugan import split_batch
 from compress.training.recipe import Recipe, adam, set_requires_grad

@@ -1,10 +1,10 @@
-"""compress.pruning: L1 channel selection, index propagation, residual trunk sharing, exactness."""
+"""compress.models.pruning: L1 channel selection, index propagation, residual trunk sharing, exactness."""
 import pytest
 import torch
 
-from compress.distillation import FeatureHooks
+from compress.distillation.features import FeatureHooks
 from compress.models import build_generator
-from compress.pruning import channel_plan, prune_resnet, top_l1_channels
+from compress.models.pruning import channel_plan, prune_resnet, top_l1_channels
 
 
 def test_top_l1_channels_picks_the_largest_filters_in_order():

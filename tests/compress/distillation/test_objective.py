@@ -1,15 +1,15 @@
-"""compress.training.distill_recipe: config sampling (uniform, sandwich), paired vs unpaired
+"""compress.distillation.objective: config sampling (uniform, sandwich), paired vs unpaired
 targets, what trains and what stays frozen."""
 import random
 
 import torch
 import torch.nn.functional as F
 
-from compress.distillation import Adaptors, feature_widths, mapped_layers
+from compress.distillation.features import Adaptors, feature_widths, mapped_layers
 from compress.models import build_generator
 from compress.models.discriminators import NLayerDiscriminator
 from compress.models.search_space import SearchSpace
-from compress.training.distill_recipe import DistillRecipe, fixed_sampler, sandwich_sampler, uniform_sampler
+from compress.distillation.objective import DistillRecipe, fixed_sampler, sandwich_sampler, uniform_sampler
 from compress.training.distributed import setup
 
 SPACE = SearchSpace("resnet", "custom", ((4, 2),) * 8)
@@ -95,7 +95,7 @@ def test_teacher_stays_frozen_and_adaptors_train_with_the_generator():
 def test_output_distillation_terms_compare_the_student_with_the_teacher():
     """lambda_teacher_l1 / lambda_ssim (off by default): L1 and 1 - SSIM against T(x), even with
     paired data, where G_recon keeps the ground truth as its target."""
-    from compress.losses import ssim
+    from compress.training.losses import ssim
     recipe = make_recipe(fixed_sampler(SPACE.smallest()), adaptors=False, lambda_gan=0.0, lambda_recon=10.0,
                          lambda_teacher_l1=3.0, lambda_ssim=2.0)
     data = batch()

@@ -12,7 +12,9 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-PALETTE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "palettes")
+# compress/common/palettes.py -> the repository root -> assets/palettes
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PALETTE_DIR = os.path.join(_REPO, "assets", "palettes")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ Loss weights of the official scripts (set them in the stage's TOML):
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-from compress.config import check_ranges, option
+from compress.common.config import check_ranges, option
 
 DATASET_MODES = ("labelmap", "aligned", "unaligned", "cityscapes")
 EVAL_METRICS = ("fid", "miou", "psnr", "fidelity", "none")

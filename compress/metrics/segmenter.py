@@ -143,7 +143,7 @@ def save_segmenter(model: UNetSegmenter, path: str, meta: Dict[str, Any], overwr
     """Write weights + metadata as one safetensors file, atomically."""
     from safetensors.torch import save_file
 
-    from compress.atomic import atomic_write
+    from compress.common.atomic import atomic_write
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     header = {"format": FORMAT, "meta": json.dumps(meta, sort_keys=True)}
     atomic_write(path, lambda temp: save_file(tensors, temp, metadata=header), overwrite=overwrite)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from compress.segmenter import (UNetSegmenter, count_params, load_segmenter, save_segmenter, segment,
+from compress.metrics.segmenter import (UNetSegmenter, count_params, load_segmenter, save_segmenter, segment,
                                 segmenter_metadata)
 
 

@@ -1,10 +1,11 @@
-"""compress.losses: GAN objectives, feature matching, VGG perceptual loss, image pool."""
+"""compress.training.losses: GAN objectives, feature matching, VGG perceptual loss, image pool."""
 import random
 
 import pytest
 import torch
 
-from compress.losses import GANLoss, ImagePool, VGGPerceptualLoss, feature_matching_loss, vgg19_features
+from compress.training.losses import (GANLoss, ImagePool, VGGPerceptualLoss, feature_matching_loss,
+                                      vgg19_features)
 
 
 def test_gan_losses_against_closed_forms():
@@ -93,7 +94,7 @@ def test_image_pool_fills_then_swaps_and_round_trips():
 
 
 def test_ssim_is_one_for_identical_images_and_drops_with_noise():
-    from compress.losses import ssim
+    from compress.training.losses import ssim
     gen = torch.Generator().manual_seed(0)
     image = torch.rand(2, 3, 24, 24, generator=gen) * 2 - 1
     assert ssim(image, image).item() == pytest.approx(1.0, abs=1e-6)
