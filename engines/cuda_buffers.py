@@ -15,9 +15,14 @@ runner needs; three backends implement it, tried in this order by `open_device_b
 3. **torch** CUDA tensors, imported only in this fallback: the Jetson path must not need torch.
 
 All calls of one `DeviceBuffers` must come from the thread that created it (the runner
-enforces this). Copies are queued on the backend's stream; results are valid after
-``synchronize()``. Tests use a numpy-backed fake with the same methods (tests/fakes).
+enforces this). Copies are queued on the backend's stream and may read or write the host array
+at any time until ``synchronize()`` returns: the backend keeps each array alive until then, and
+the caller must neither change an uploaded array nor read a downloaded one before it. Tests use
+a numpy-backed fake with the same methods, and stand-ins for pycuda and polygraphy that run
+queued work only at synchronize (tests/fakes).
 """
+import ctypes
+import ctypes.util
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -39,7 +44,8 @@ class DeviceBuffers:
         raise NotImplementedError
 
     def upload(self, ptr: int, host: np.ndarray) -> None:
-        """Queue a copy of the C-contiguous ``host`` array to ``ptr`` on the stream."""
+        """Queue a copy of the C-contiguous ``host`` array to ``ptr`` on the stream (it may read
+        ``host`` as late as ``synchronize()``: leave it unchanged until then)."""
         raise NotImplementedError
 
     def download(self, host: np.ndarray, ptr: int) -> None:
@@ -61,13 +67,24 @@ class PyCudaBuffers(DeviceBuffers):
         import pycuda.driver as cuda
         cuda.init()
         self._cuda = cuda
+        libcuda = load_libcuda()  # pycuda links libcuda, so this only fails on a broken install
+        if libcuda is None:
+            raise RuntimeError("pycuda imports but the CUDA driver library (libcuda.so.1) does not "
+                               "load through ctypes; check the NVIDIA driver installation")
+        self._driver_stack = DriverContextStack(libcuda)
         # The primary context, made current on *this* thread (see the module docstring).
         self._context = cuda.Device(device_index).retain_primary_context()
-        self._context.push()
-        self._stream = cuda.Stream()
+        try:
+            self._context.push()
+            self._stream = cuda.Stream()
+        except BaseException:
+            self._release_context()
+            raise
         self.stream_handle = int(self._stream.handle)
         self._allocations: Dict[int, object] = {}
-        self._pending: List[np.ndarray] = []  # host arrays queued copies still read or write
+        # pycuda's async copies hold no reference to the host array: keep each one alive here
+        # until the stream has run the copy.
+        self._pending: List[np.ndarray] = []
 
     def allocate(self, nbytes: int) -> int:
         allocation = self._cuda.mem_alloc(max(int(nbytes), 1))
@@ -87,17 +104,48 @@ class PyCudaBuffers(DeviceBuffers):
 
     def synchronize(self) -> None:
         self._stream.synchronize()
-        self._pending.clear()
+        self._pending.clear()  # only now: the queued copies are done with the arrays
 
     def close(self) -> None:
         if self._context is None:
             return
         for ptr in list(self._allocations):
             self.free(ptr)
+        # Destroyed now, while its context is valid and current: pycuda destroys a stream in the
+        # context it was made in, and only warns and leaks it once that context is detached.
         self._stream = None
-        self._cuda.Context.pop()
-        self._context.detach()
-        self._context = None
+        self._pending.clear()
+        self._release_context()
+
+    def _release_context(self) -> None:
+        """Release our retain of the primary context and leave this thread's context stack as
+        it was before ``__init__`` pushed it.
+
+        What this relies on (pycuda's src/cpp/cuda.hpp, and the CUDA driver API reference):
+        pycuda keeps its own per-thread stack of Context objects beside the driver's, and its
+        Context.pop() pops both. ``detach()`` of a retained primary context calls
+        cuDevicePrimaryCtxRelease, which "does not pop the context from the stack in any
+        circumstances". So when the context is pycuda's current one, detach() drops it from
+        pycuda's stack but the driver keeps it current (and pycuda pushes the next context of its
+        stack, if any, on top); when it is not (e.g. after Context.pop(), the old order), detach()
+        first pushes it to make it current. Either way the driver stack ends one entry of this
+        context deeper than pycuda believes, and no pycuda call can pop it (Context.pop() refuses
+        once pycuda's own stack is empty): the driver API pops it.
+        """
+        context, self._context = self._context, None
+        handle = int(context.handle)
+        context.detach()  # one detach per retain_primary_context() (cuDevicePrimaryCtxRelease)
+        if self._driver_stack.current() != handle:
+            # A pycuda whose detach pops: nothing left. (A non-primary context pushed through
+            # pycuda after ours and still current would hide our entry under it; the project
+            # pushes none.)
+            return
+        self._driver_stack.pop()
+        # With two engines on this thread the entry just popped may have been the one pycuda
+        # still counts on for the other engine (same primary context): give it back.
+        survivor = self._cuda.Context.get_current()
+        if survivor is not None and self._driver_stack.current() != int(survivor.handle):
+            self._driver_stack.push(int(survivor.handle))
 
 
 class PolygraphyBuffers(DeviceBuffers):
@@ -191,6 +239,46 @@ class TorchBuffers(DeviceBuffers):
     def close(self) -> None:
         self._tensors.clear()
         self._pending.clear()
+
+
+def load_libcuda():
+    """The CUDA driver library through ctypes, or None where there is none."""
+    for name in ("libcuda.so.1", "libcuda.so", ctypes.util.find_library("cuda"), "nvcuda.dll"):
+        if not name:
+            continue
+        try:
+            return ctypes.CDLL(name)
+        except OSError:
+            continue
+    return None
+
+
+class DriverContextStack:
+    """This thread's CUDA driver context stack (cuCtxGetCurrent/PopCurrent/PushCurrent), for
+    what pycuda cannot do itself (see `PyCudaBuffers._release_context`)."""
+
+    def __init__(self, libcuda):
+        self._lib = libcuda
+
+    @staticmethod
+    def _check(call: str, status: int) -> None:
+        if status != 0:
+            raise RuntimeError(f"CUDA driver call {call} failed (CUresult {status}) while releasing "
+                               "the primary context; the GPU may be in an error state (see nvidia-smi)")
+
+    def current(self) -> Optional[int]:
+        """The current context's handle, or None."""
+        context = ctypes.c_void_p()
+        self._check("cuCtxGetCurrent", self._lib.cuCtxGetCurrent(ctypes.byref(context)))
+        return context.value
+
+    def pop(self) -> None:
+        context = ctypes.c_void_p()
+        self._check("cuCtxPopCurrent", self._lib.cuCtxPopCurrent_v2(ctypes.byref(context)))
+
+    def push(self, handle: int) -> None:
+        # c_void_p, not a bare int: ctypes would pass an int as a 32-bit C int.
+        self._check("cuCtxPushCurrent", self._lib.cuCtxPushCurrent_v2(ctypes.c_void_p(handle)))
 
 
 _CLASSES = {"pycuda": PyCudaBuffers, "polygraphy": PolygraphyBuffers, "torch": TorchBuffers}

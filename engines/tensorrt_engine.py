@@ -237,13 +237,20 @@ class TensorRTEngine(Engine):
     def _run(self, batch: np.ndarray) -> np.ndarray:
         if batch.shape != self._shape:
             self._bind(batch.shape)
+        buffers = self._buffers
         host_in = np.ascontiguousarray(batch, dtype=self._dtypes[self._input])
-        self._buffers.upload(self._pointers[self._input], host_in)
-        if not self._context.execute_async_v3(self._buffers.stream_handle):
-            raise TensorRTEngineError(f"{self.path}: TensorRT execute_async_v3 failed (see its log)")
-        for name in self._outputs:
-            self._buffers.download(self._hosts[name], self._pointers[name])
-        self._buffers.synchronize()
+        buffers.upload(self._pointers[self._input], host_in)
+        try:
+            if not self._context.execute_async_v3(buffers.stream_handle):
+                raise TensorRTEngineError(f"{self.path}: TensorRT execute_async_v3 failed (see its log)")
+            for name in self._outputs:
+                buffers.download(self._hosts[name], self._pointers[name])
+        finally:
+            # The stream runs the copies and the inference later, reading host_in and writing
+            # self._hosts when it gets to them: wait for it before either is reused or freed, also
+            # when enqueueing failed after the upload was queued (close() then frees device memory).
+            buffers.synchronize()
+        # A copy: the next call's download overwrites self._hosts.
         return self._hosts[self._output].astype(np.float32, copy=True)
 
     # -- lifecycle ------------------------------------------------------------------

@@ -19,13 +19,13 @@ Everything is written atomically (temp file + rename), so a crash never leaves h
 This module needs neither TensorRT nor torch: the GPU name comes from the CUDA driver by ctypes.
 """
 import ctypes
-import ctypes.util
 import hashlib
 import json
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from compress.common.atomic import atomic_write_bytes  # re-exported: the engine, table and cache writer
+from engines.cuda_buffers import load_libcuda as _load_libcuda  # module-level: tests replace it
 
 SIDECAR_FORMAT = "gan-compression-trt-engine/1"
 # Bump when the build recipe changes in a way that makes old engines wrong (not just slower).
@@ -116,18 +116,6 @@ def calibration_cache_path(cache_dir: str, onnx_path: str, onnx_sha256: str, trt
 
 _CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75
 _CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76
-
-
-def _load_libcuda():
-    names = ["libcuda.so.1", "libcuda.so", ctypes.util.find_library("cuda"), "nvcuda.dll"]
-    for name in names:
-        if not name:
-            continue
-        try:
-            return ctypes.CDLL(name)
-        except OSError:
-            continue
-    return None
 
 
 def gpu_identity(device_index: int = 0) -> str:

@@ -6,7 +6,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import types
 
 import numpy as np
 import onnxruntime as ort
@@ -19,7 +18,8 @@ from engines.tensorrt_engine import (TENSORRT_MISSING, TensorRTEngine, TensorRTE
                                      read_sidecar)
 from tests.conftest import REPO
 from tests.fakes import fake_tensorrt
-from tests.fakes.fake_cuda import MEMORY, FakeDeviceBuffers, fake_polygraphy_cuda, install_fake_pycuda
+from tests.fakes.fake_cuda import MEMORY, FakeDeviceBuffers, install_fake_polygraphy
+from tests.fakes.fake_pycuda import install_for_buffers
 
 
 def build(monkeypatch, tmp_path, onnx_path, version="10.3.0", precision="fp32", shapes=None, **kw):
@@ -128,6 +128,36 @@ def test_a_worker_thread_can_own_the_whole_lifecycle(monkeypatch, tmp_path, stat
     np.testing.assert_array_equal(results["output"], reference(static_onnx, batch))
 
 
+def test_each_result_is_its_own_once_the_stream_has_run(monkeypatch, tmp_path, static_onnx):
+    """The stand-in's stream runs copies and inference only at synchronize, reading the host
+    arrays then: a result read before the wait, or one aliasing the output staging array that the
+    next inference overwrites, or an input changed before the copy ran, would not match."""
+    path = build(monkeypatch, tmp_path, static_onnx)
+    first, second = batch_of(seed=1), batch_of(seed=2)
+    expected = reference(static_onnx, first)
+    with TensorRTEngine(path, buffers=FakeDeviceBuffers()) as engine:
+        out_first = engine.infer(first)
+        first[:] = 0  # the caller reuses its array: the engine must be done with it
+        out_second = engine.infer(second.astype(np.float64))  # converted: a temporary staging copy
+    np.testing.assert_array_equal(out_first, expected)
+    np.testing.assert_array_equal(out_second, reference(static_onnx, second))
+
+
+def test_a_failed_enqueue_still_waits_for_the_queued_upload(monkeypatch, tmp_path, static_onnx):
+    """execute_async_v3 returning False leaves the input upload queued: the engine must wait for
+    it before the staging array goes and before close() frees the device memory it writes."""
+    path = build(monkeypatch, tmp_path, static_onnx)
+    trt = sys.modules["tensorrt"]
+    buffers, live = FakeDeviceBuffers(), MEMORY.live
+    engine = TensorRTEngine(path, buffers=buffers)
+    monkeypatch.setattr(trt.IExecutionContext, "execute_async_v3", lambda self, stream: False)
+    with pytest.raises(TensorRTEngineError, match="execute_async_v3 failed"):
+        engine.infer(batch_of())
+    assert buffers.stream.pending == 0
+    engine.close()  # the stand-in fails a free of memory that queued work still uses
+    assert buffers.closed and MEMORY.live == live
+
+
 @pytest.mark.parametrize("raises", [False, True])
 def test_engine_from_another_tensorrt_version_says_how_to_rebuild(monkeypatch, tmp_path, static_onnx,
                                                                    raises):
@@ -182,31 +212,10 @@ def test_parse_device():
 
 # ----------------------------------------------------------------------------- CUDA backends
 
-class _Modules(dict):
-    """A sys.modules writer that undoes itself through monkeypatch."""
-
-    def __init__(self, monkeypatch):
-        super().__init__()
-        self._monkeypatch = monkeypatch
-
-    def __setitem__(self, name, module):
-        self._monkeypatch.setitem(sys.modules, name, module)
-
-
-def _fake_polygraphy(monkeypatch):
-    module = fake_polygraphy_cuda()
-    package = types.ModuleType("polygraphy")
-    package.__path__ = []
-    package.cuda = module
-    monkeypatch.setitem(sys.modules, "polygraphy", package)
-    monkeypatch.setitem(sys.modules, "polygraphy.cuda", module)
-    return module
-
-
 def test_pycuda_backend_pushes_and_pops_the_primary_context_in_its_thread(monkeypatch, tmp_path,
                                                                           static_onnx):
     path = build(monkeypatch, tmp_path, static_onnx)
-    driver = install_fake_pycuda(_Modules(monkeypatch))
+    driver = install_for_buffers(monkeypatch)
     batch, seen = batch_of(), {}
 
     def worker():
@@ -222,11 +231,12 @@ def test_pycuda_backend_pushes_and_pops_the_primary_context_in_its_thread(monkey
     assert seen["backend"] == "pycuda" and seen["depth"] == 1 and seen["after"] == 0
     np.testing.assert_array_equal(seen["output"], reference(static_onnx, batch))
     assert driver.context_stack() == []  # the main thread never got a context pushed
+    assert driver.retains() == 0 and driver.leaks == []  # released once, stream and memory freed
 
 
 def test_backend_order_pycuda_then_polygraphy_then_torch(monkeypatch, tmp_path, static_onnx):
-    install_fake_pycuda(_Modules(monkeypatch))
-    _fake_polygraphy(monkeypatch)
+    install_for_buffers(monkeypatch)
+    install_fake_polygraphy(monkeypatch)
     first = open_device_buffers()
     assert isinstance(first, PyCudaBuffers)
     first.close()
@@ -261,7 +271,7 @@ def test_no_backend_lists_what_was_tried(monkeypatch):
 def test_open_engine_factory_runs_tensorrt_engines(monkeypatch, tmp_path, static_onnx):
     from engines import open_engine
     path = build(monkeypatch, tmp_path, static_onnx)
-    install_fake_pycuda(_Modules(monkeypatch))
+    install_for_buffers(monkeypatch)
     batch = batch_of()
     with open_engine(path) as engine:
         assert isinstance(engine, TensorRTEngine)
@@ -304,16 +314,19 @@ def test_running_an_engine_with_pycuda_never_imports_torch(monkeypatch, tmp_path
     code = ("import sys\n"
             "from tests.fakes.fake_cuda import install_fake_pycuda\n"
             "from tests.fakes.fake_tensorrt import make_fake_tensorrt\n"
-            "install_fake_pycuda(sys.modules)\n"
+            "import engines.cuda_buffers\n"
+            "driver = install_fake_pycuda(sys.modules)\n"
+            "engines.cuda_buffers.load_libcuda = lambda: driver.libcuda\n"
             "sys.modules['tensorrt'] = make_fake_tensorrt('8.5.2.2')\n"
             "from engines import open_engine\n"
             f"with open_engine({path!r}) as engine:\n"
             "    out = engine.infer(__import__('numpy').zeros((1, 3, 64, 64), 'float32'))\n"
-            "    print(engine._buffers.backend, out.shape, 'torch' in sys.modules)\n")
+            "    print(engine._buffers.backend, out.shape, 'torch' in sys.modules)\n"
+            "print(driver.context_stack(), driver.retains())\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "pycuda (1, 3, 64, 64) False"
+    assert done.stdout.strip().splitlines() == ["pycuda (1, 3, 64, 64) False", "[] 0"]
 
 
 # ----------------------------------------------------------------------------- real TensorRT

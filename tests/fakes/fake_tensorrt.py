@@ -26,9 +26,11 @@ any fake object raises too), ``build_engine``, ``platform_has_fast_fp16``.
 
 The "engine" it serializes holds the ONNX model and runs it with ONNX Runtime on tensors read
 from and written to fake device memory (tests.fakes.fake_cuda), so a runner's whole path
-(shapes, addresses, execute, copy back) is exercised. FP16/INT8 engines round their outputs
-so precision differences are visible. Engines carry the version and GPU they were built for
-and do not deserialise elsewhere (None, or an exception with ``raise_on_bad_engine``).
+(shapes, addresses, execute, copy back) is exercised; ``execute_async_v3`` only queues the run on
+the fake stream, which does it when synchronised (after the uploads queued before it, before the
+downloads queued after it). FP16/INT8 engines round their outputs so precision differences are
+visible. Engines carry the version and GPU they were built for and do not deserialise elsewhere
+(None, or an exception with ``raise_on_bad_engine``).
 """
 import enum
 import json
@@ -39,6 +41,7 @@ from typing import Any, Dict, List
 
 import numpy as np
 
+from tests.fakes import fake_cuda
 from tests.fakes.fake_cuda import MEMORY, FakeDeviceBuffers, fake_polygraphy_cuda
 
 VERSIONS = ("8.5.2.2", "10.3.0", "11.4.0")
@@ -573,27 +576,40 @@ class _Context(_Strict):
         return True
 
     def execute_async_v3(self, stream_handle):
+        """Queues the inference on the stream: it reads the inputs and writes the outputs when
+        the stream is synchronised, at the addresses and shapes set now (as TensorRT captures them)."""
         assert isinstance(stream_handle, int), "execute_async_v3 takes the stream handle as an int"
         engine = self._engine
         missing = [n for n in engine._names if n not in self._addresses]
         assert not missing, f"execute_async_v3 before set_tensor_address for {missing}"
         assert len(self._shapes) == len(engine._input_names), "execute_async_v3 before set_input_shape"
-        feeds = {}
-        for name in engine._input_names:
-            dtype = _NPTYPES[self._mod.DataType(engine._io[name]["dtype"]).name]
-            feeds[name] = MEMORY.read(self._addresses[name], self._shapes[name], dtype)
-        for name, value in engine._run(feeds).items():
-            MEMORY.write(self._addresses[name], value.astype(
-                _NPTYPES[self._mod.DataType(engine._io[name]["dtype"]).name]))
-        self._mod._fake.executions += 1
+        addresses, shapes = dict(self._addresses), dict(self._shapes)
+        for name in engine._names:
+            count = int(np.prod(shapes.get(name, self.get_tensor_shape(name))))
+            MEMORY.view(addresses[name], count * np.dtype(self._nptype(name)).itemsize)
+        fake_cuda.stream(stream_handle).enqueue(lambda: self._execute(addresses, shapes),
+                                                *addresses.values())
         return True
+
+    def _nptype(self, name):
+        return _NPTYPES[self._mod.DataType(self._engine._io[name]["dtype"]).name]
+
+    def _execute(self, addresses, shapes):
+        engine = self._engine
+        feeds = {name: MEMORY.read(addresses[name], shapes[name], self._nptype(name))
+                 for name in engine._input_names}
+        for name, value in engine._run(feeds).items():
+            MEMORY.write(addresses[name], value.astype(self._nptype(name)))
+        self._mod._fake.executions += 1
 
     def execute_v2(self, bindings):
         """The synchronous bindings call, still present in 8.5, 10 and 11 (the project uses
-        execute_async_v3): addresses in I/O-tensor order."""
+        execute_async_v3): addresses in I/O-tensor order, run on the default stream and waited for."""
         for name, ptr in zip(self._engine._names, bindings):
             self.set_tensor_address(name, int(ptr))
-        return self.execute_async_v3(0)
+        done = self.execute_async_v3(0)
+        fake_cuda.DEFAULT_STREAM.synchronize()
+        return done
 
 
 class _Calibrator:
