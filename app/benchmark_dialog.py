@@ -17,8 +17,8 @@ from PyQt6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QFormLayout
                              QHeaderView, QLabel, QMessageBox, QProgressBar, QPushButton, QSpinBox,
                              QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from engines.bench import (BenchmarkCancelled, BenchResult, human_count, run_benchmark, write_csv,
-                           write_json, write_plot)
+from engines.bench import BenchmarkCancelled, run_benchmark
+from engines.bench_results import BenchResult, human_count, write_csv, write_json, write_plot
 
 # Qt flags combine with |, which vermin mistakes for a 3.10 union type: hence novermin.
 NUMBER_ALIGNMENT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter  # novermin

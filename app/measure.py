@@ -54,7 +54,7 @@ def stroke_path(tick: int, width: int, height: int) -> Tuple[float, float]:
 
 def run_measurement(window, app, seconds: float, rate_hz: float, stroke_ticks: int = 45) -> Dict[str, Any]:
     """Drive ``window`` (models open) and return the figures (see the module docstring)."""
-    from PyQt6.QtCore import QEvent, Qt, QTimer
+    from PyQt6.QtCore import QEvent, Qt
     from PyQt6.QtGui import QMouseEvent
 
     from app.main_window import PANES
@@ -106,54 +106,75 @@ def run_measurement(window, app, seconds: float, rate_hz: float, stroke_ticks: i
         gaps_ms.append((now - state["last_probe"]) * 1e3)
         state["last_probe"] = now
 
-    def spin(duration_s: float) -> float:
-        start = time.perf_counter()
-        while time.perf_counter() - start < duration_s:
-            app.processEvents()
-            time.sleep(0.0005)
-        return time.perf_counter() - start
-
     window.set_tool("brush")
     canvas.set_brush_size(max(2, width // 24))
-    driver, prober = QTimer(), QTimer()
-    driver.setTimerType(Qt.TimerType.PreciseTimer)
-    prober.setTimerType(Qt.TimerType.PreciseTimer)
-    driver.timeout.connect(tick)
-    prober.timeout.connect(probe)
-    prober.start(PROBE_MS)
-    spin(1.0)  # baseline: the same probe with nothing drawn and nothing rendering
-    idle_gaps_ms, gaps_ms[:] = list(gaps_ms), []
-    driver.start(int(round(1000.0 / rate_hz)))
-    drawing_s = spin(seconds)
-    driver.stop()
-    prober.stop()
+    idle_gaps_ms, drawing_s = _drive(app, tick, probe, gaps_ms, seconds, rate_hz)
     if state["down"]:
         send(QEvent.Type.MouseButtonRelease, *stroke_path(state["tick"], width, height))
-    final = window.label_map.version  # wait for both panes to show the final map
-    deadline = time.perf_counter() + 30
-    while time.perf_counter() < deadline and not all(
-            frames[n] and frames[n][-1][1] >= final for n in PANES):
-        app.processEvents()
-        time.sleep(0.002)
-
+    _wait_until_shown(window, app, frames)
     report: Dict[str, Any] = {
         "seconds": drawing_s, "rate_hz": rate_hz, "mouse_events": state["tick"],
         "map_changes": len(events), "requests": window.request_id,
         "gui": {"event_loop_gap_ms": percentiles(gaps_ms), "probe_ms": PROBE_MS,
                 "idle_event_loop_gap_ms": percentiles(idle_gaps_ms),
                 "mouse_handler_ms": percentiles(handler_ms)},
-        "panes": {}}
-    for name in PANES:
-        info = window.engine_info.get(name, {})
-        pane = window.panes[name]
-        report["panes"][name] = {
-            "model": info.get("path"), "backend": info.get("backend"), "device": info.get("device"),
-            "arch": info.get("metadata", {}).get("arch"), "macs": info.get("metadata", {}).get("macs"),
-            "stroke_to_pixels_ms": percentiles(stroke_to_pixels_ms(events, frames[name])),
-            "frames_shown": len(frames[name]), "shown_fps": len(frames[name]) / drawing_s,
-            "dropped_requests": window.workers[name][0].dropped - dropped_before[name],
-            "infer_ema_ms": pane.infer_ema.value_ms, "total_ema_ms": pane.total_ema.value_ms}
+        "panes": {name: _pane_report(window, name, events, frames[name], drawing_s, dropped_before[name])
+                  for name in PANES}}
     return report
+
+
+def _spin(app, duration_s: float) -> float:
+    """Run the event loop for ``duration_s``; the seconds it actually ran."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < duration_s:
+        app.processEvents()
+        time.sleep(0.0005)
+    return time.perf_counter() - start
+
+
+def _drive(app, tick, probe, gaps_ms: List[float], seconds: float,
+           rate_hz: float) -> Tuple[List[float], float]:
+    """Probe the event loop for a second with nothing drawn (the baseline gaps, returned and
+    cleared from ``gaps_ms``), then call ``tick`` at ``rate_hz`` for ``seconds`` while probing.
+    Returns (baseline gaps, seconds of drawing)."""
+    from PyQt6.QtCore import Qt, QTimer
+    driver, prober = QTimer(), QTimer()
+    driver.setTimerType(Qt.TimerType.PreciseTimer)
+    prober.setTimerType(Qt.TimerType.PreciseTimer)
+    driver.timeout.connect(tick)
+    prober.timeout.connect(probe)
+    prober.start(PROBE_MS)
+    _spin(app, 1.0)
+    idle_gaps_ms, gaps_ms[:] = list(gaps_ms), []
+    driver.start(int(round(1000.0 / rate_hz)))
+    drawing_s = _spin(app, seconds)
+    driver.stop()
+    prober.stop()
+    return idle_gaps_ms, drawing_s
+
+
+def _wait_until_shown(window, app, frames: Dict[str, List[Tuple[float, int]]], timeout_s: float = 30) -> None:
+    """Process events until every pane shows the final label map (or ``timeout_s`` passes)."""
+    final = window.label_map.version
+    deadline = time.perf_counter() + timeout_s
+    while time.perf_counter() < deadline and not all(
+            frames[n] and frames[n][-1][1] >= final for n in frames):
+        app.processEvents()
+        time.sleep(0.002)
+
+
+def _pane_report(window, name: str, events: List[Tuple[float, int]], frames: List[Tuple[float, int]],
+                 drawing_s: float, dropped_before: int) -> Dict[str, Any]:
+    """One pane's figures: its model, stroke-to-pixels percentiles, frames shown and dropped."""
+    info = window.engine_info.get(name, {})
+    pane = window.panes[name]
+    return {
+        "model": info.get("path"), "backend": info.get("backend"), "device": info.get("device"),
+        "arch": info.get("metadata", {}).get("arch"), "macs": info.get("metadata", {}).get("macs"),
+        "stroke_to_pixels_ms": percentiles(stroke_to_pixels_ms(events, frames)),
+        "frames_shown": len(frames), "shown_fps": len(frames) / drawing_s,
+        "dropped_requests": window.workers[name][0].dropped - dropped_before,
+        "infer_ema_ms": pane.infer_ema.value_ms, "total_ema_ms": pane.total_ema.value_ms}
 
 
 def format_report(report: Dict[str, Any]) -> str:

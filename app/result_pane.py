@@ -13,7 +13,7 @@ from PyQt6.QtCore import QRectF, QSize, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QFont, QImage, QPainter, QPaintEvent
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
-from engines.bench import human_count
+from engines.bench_results import human_count
 
 # Qt flags combine with |, which vermin mistakes for a 3.10 union type: hence novermin.
 TEXT_ALIGNMENT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter  # novermin

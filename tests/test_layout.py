@@ -100,7 +100,8 @@ def test_common_is_torch_free():
     """compress.common is what the app uses on a Jetson without torch."""
     for path in sorted((REPO / "compress" / "common").glob("*.py")):
         for name in imported_roots(path):
-            assert name.split(".")[0] not in ("torch", "torchvision"), f"{path.relative_to(REPO)} imports {name}"
+            assert name.split(".")[0] not in ("torch", "torchvision"), \
+                f"{path.relative_to(REPO)} imports {name}"
             assert not name.startswith("compress.") or name.startswith("compress.common."), \
                 f"{path.relative_to(REPO)} imports {name}: common depends on nothing else of compress"
 

@@ -6,7 +6,7 @@ import pytest
 
 from app.image_io import numpy_to_qimage
 from app.result_pane import LatencyEma, ResultPane
-from engines.bench import human_count
+from engines.bench_results import human_count
 
 
 def test_latency_ema():
