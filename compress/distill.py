@@ -52,8 +52,6 @@ class DistillConfig(StageConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.student_ngf < 1:
-            raise ValueError(f"student_ngf must be >= 1, got {self.student_ngf}")
         if self.student_config and self.prune:
             raise ValueError("student_config trains a fresh (or init_student) sub-network; pruning makes a "
                              "mobile student of student_ngf instead: set prune = false")

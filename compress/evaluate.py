@@ -39,21 +39,21 @@ import numpy as np
 import torch
 
 from compress.common.cli import command_parser, parse_command, run_command
-from compress.common.config import check_ranges, describe_config, load_config, option
+from compress.common.config import describe_config, load_config, option
+from compress.common.settings import DatasetSettings, DeviceSettings
 
 METRICS = ("fid", "kid", "miou", "psnr")
 KID_SUBSET_SIZE = 1000  # kid_from_features' default subset size
 
 
 @dataclass
-class EvaluateConfig:
+class EvaluateConfig(DeviceSettings, DatasetSettings):
+    """The dataset and device (`compress.common.settings`) plus what only scoring has. The palette
+    defaults to the first generator's metadata."""
+    # the default dataset here is a label-map set (the demo's facades), not an aligned one
+    dataset_mode: str = option("labelmap", "labelmap | aligned | cityscapes (paired datasets)")
     generators: str = option("", "comma-separated generator checkpoints (.safetensors); also positional")
     names: Optional[str] = option(None, "comma-separated display names (default: file names)")
-    dataroot: str = option("", "dataset folder (holds <split>/)")
-    dataset_mode: str = option("labelmap", "labelmap | aligned | cityscapes (paired datasets)")
-    palette: Optional[str] = option(None, "label palette (default: the first generator's metadata)")
-    input_encoding: str = option("color", "color (pix2pix) | onehot (SPADE)")
-    direction: str = option("AtoB", "AtoB | BtoA")
     split: str = option("val", "split to score")
     max_items: Optional[int] = option(None, "score only the first N items")
     holdout_items: int = option(0, "score only the N training items the compression stages held out "
@@ -73,11 +73,9 @@ class EvaluateConfig:
     bootstrap_seed: int = option(0, "seed of the bootstrap resamples")
     confidence: float = option(0.9, "coverage of the bootstrap intervals")
     batch_size: int = option(8, "images per forward pass")
-    device: str = option("auto", "auto | cpu | cuda")
-    cpu_threads: Optional[int] = option(None, "intra-op CPU threads")
 
     def __post_init__(self) -> None:
-        check_ranges(self)
+        super().__post_init__()
         unknown = sorted(set(self.metric_list) - set(METRICS))
         if unknown:
             raise ValueError(f"metrics: unknown {', '.join(unknown)}; choose from {', '.join(METRICS)}")
@@ -122,7 +120,8 @@ class _Split:
     def __init__(self, cfg: EvaluateConfig, palette: Optional[str], size: Optional[int]):
         from compress.data import build_dataset, holdout_split
         from compress.metrics import to_uint8_images
-        common = dict(direction=cfg.direction, palette=palette, input_encoding=cfg.input_encoding)
+        common = dict(direction=cfg.direction, palette=palette, input_encoding=cfg.input_encoding,
+                      instance_edges=cfg.instance_edges)
         stems, max_items = None, cfg.max_items
         if cfg.holdout_items:  # the stages' held-out selection: same listing, same seed
             listing = build_dataset(cfg.dataset_mode, cfg.dataroot, cfg.split, max_items=max_items, **common)

@@ -55,8 +55,6 @@ class SupernetConfig(StageConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_choices(self, {"sampling": ("uniform", "sandwich")})
-        if self.student_ngf < 1:
-            raise ValueError(f"student_ngf must be >= 1, got {self.student_ngf}")
         if self.search_space == "custom" and not self.channel_choices:
             raise ValueError("search_space = \"custom\" needs channel_choices = [...], e.g. [32, 24, 16]")
         if self.channel_choices and self.search_space != "custom":

@@ -20,19 +20,19 @@ import torch
 from tqdm import tqdm
 
 from compress.common.cli import command_parser, parse_command, run_command
-from compress.common.config import check_multiple, check_ranges, describe_config, load_config, option
+from compress.common.config import check_multiple, describe_config, load_config, option
+from compress.common.settings import (RESUMABLE_CHANGES, DiscriminatorSettings, EvaluationSettings,
+                                      OptimizerSettings, RunSettings, TrainingDataSettings, check_choices,
+                                      check_positive, require)
 
 MODELS = ("pix2pix", "cycle_gan", "gaugan")
-DATASET_MODES = ("labelmap", "aligned", "unaligned", "cityscapes")
-CONFIG_FILE = "config.toml"
-# settings that may change when a run resumes (they do not alter what is trained)
-RESUMABLE_CHANGES = ("max_steps", "save_every_steps", "log_every_steps", "image_every_steps", "num_workers",
-                     "device", "cpu_threads", "tensorboard", "eval_every_epochs", "eval_max_images",
-                     "output_dir")
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(RunSettings, EvaluationSettings, OptimizerSettings, DiscriminatorSettings,
+                  TrainingDataSettings):
+    """Dataset, discriminator, optimiser, evaluation and run settings (`compress.common.settings`),
+    plus what only teacher training has: the model and its own losses."""
     # --- what to train
     model: str = option("pix2pix", "pix2pix | cycle_gan | gaugan")
     netG: str = option("resnet_9blocks", "generator architecture (compress.models.GENERATORS), "
@@ -40,88 +40,23 @@ class TrainConfig:
     ngf: int = option(64, "generator base width")
     dropout_rate: float = option(0.0, "dropout in the ResNet blocks (upstream default 0)")
     num_upsampling_layers: str = option("normal", "SPADE: normal | more | most (latent grid = size / 2**n)")
-    # --- data (compress.data)
-    dataroot: str = option("", "dataset folder (layouts: docs/training.md)")
-    dataset_mode: str = option("aligned", "labelmap | aligned | unaligned | cityscapes")
-    direction: str = option("AtoB", "AtoB | BtoA")
-    palette: Optional[str] = option(None, "label palette in assets/palettes (label-map datasets)")
-    input_encoding: str = option("color", "label maps as generator input: color (pix2pix) | onehot (SPADE)")
-    instance_edges: bool = option(False, "cityscapes + onehot: add the instance-boundary channel")
-    load_size: Optional[int] = option(None, "resize width before cropping (height = width / aspect_ratio)")
-    crop_size: Optional[int] = option(None, "training crop width; validation resizes to it")
-    aspect_ratio: float = option(1.0, "width / height of load_size and crop_size")
-    flip: bool = option(True, "random horizontal flips")
-    max_items: Optional[int] = option(None, "use only the first N training items (smoke tests)")
-    val_split: str = option("val", "split used for validation (folder name; unaligned: <split>A/B)")
-    # --- discriminator and losses
-    ndf: int = option(64, "discriminator base width")
-    n_layers_D: int = option(3, "PatchGAN layers (GauGAN: 4)")
-    num_D: int = option(2, "GauGAN: discriminator scales")
-    norm_D: str = option("instance", "instance | batch | none (pix2pix/CycleGAN); spectralinstance (GauGAN)")
-    gan_mode: str = option("hinge", "lsgan | hinge | vanilla (GauGAN always hinge)")
+    # --- the teacher's own losses
     lambda_l1: float = option(100.0, "pix2pix: weight of L1(G(A), B)")
     lambda_cycle: float = option(10.0, "CycleGAN: weight of the cycle losses")
     lambda_identity: float = option(0.5, "CycleGAN: identity loss weight, relative to lambda_cycle")
     pool_size: int = option(50, "CycleGAN: generated-image history for D (0 = off)")
-    lambda_feat: float = option(10.0, "GauGAN: discriminator feature-matching weight")
-    lambda_vgg: float = option(10.0, "GauGAN: VGG19 perceptual weight (needs vgg_weights)")
-    vgg_weights: Optional[str] = option(None, "GauGAN: local VGG19 weights (torchvision vgg19-dcbedf5f.pth)")
-    # --- optimisation
-    init_type: str = option("normal", "weight init: normal | xavier | kaiming | orthogonal")
-    init_gain: float = option(0.02, "std / gain of the weight init")
-    lr: float = option(2e-4, "Adam learning rate of the generator(s)")
-    lr_D: Optional[float] = option(None, "Adam learning rate of the discriminator(s) (default: lr)")
-    beta1: float = option(0.5, "Adam beta1")
-    beta2: float = option(0.999, "Adam beta2")
-    nepochs: int = option(5, "epochs at the initial learning rate")
-    nepochs_decay: int = option(15, "epochs of linear decay to zero afterwards")
-    batch_size: int = option(4, "batch size per process")
-    num_workers: int = option(0, "data-loading worker processes")
-    seed: int = option(233, "random seed (weights, data order, augmentation)")
-    # --- run control
-    output_dir: str = option("runs/train", "run folder: checkpoints, logs, exported generators")
-    max_steps: Optional[int] = option(None, "stop (resumably) after this many steps in total")
-    save_every_steps: int = option(500, "checkpoint interval in steps (also at every epoch end)")
-    log_every_steps: int = option(20, "TensorBoard scalar interval in steps")
-    image_every_steps: int = option(500, "TensorBoard image interval in steps")
-    eval_metric: str = option("fid", "validation metric: fid | miou | psnr | none")
-    eval_every_epochs: int = option(1, "validate every N epochs (and after the last)")
-    eval_max_images: int = option(50, "validation images per evaluation (keeps CPU runs fast)")
-    segmenter: Optional[str] = option(None, "segmenter checkpoint for eval_metric = miou")
-    input_kind: Optional[str] = option(None, "metadata of the exported generator: label | sketch | image "
-                                             "(default from the dataset)")
-    device: str = option("auto", "auto | cpu | cuda (torchrun: one GPU per process)")
-    cpu_threads: Optional[int] = option(None, "intra-op CPU threads (default: torch's choice; 1 is much "
-                                              "faster on a busy shared CPU)")
-    tensorboard: bool = option(True, "write TensorBoard logs")
 
     def __post_init__(self) -> None:
-        choices = {"model": MODELS, "dataset_mode": DATASET_MODES, "direction": ("AtoB", "BtoA"),
-                   "input_encoding": ("color", "onehot"), "gan_mode": ("lsgan", "hinge", "vanilla"),
-                   "eval_metric": ("fid", "miou", "psnr", "none"),
-                   "init_type": ("normal", "xavier", "kaiming", "orthogonal"),
-                   "num_upsampling_layers": ("normal", "more", "most")}
-        for key, valid in choices.items():
-            if getattr(self, key) not in valid:
-                raise ValueError(f"{key} = {getattr(self, key)!r}: choose one of {', '.join(valid)}")
-        if not self.dataroot:
-            raise ValueError("dataroot is not set: give the dataset folder "
-                             "(dataroot = \"...\" or --dataroot=...)")
-        check_ranges(self)
+        super().__post_init__()
+        require(self, "dataroot", "the dataset folder")
+        check_choices(self, {"model": MODELS, "num_upsampling_layers": ("normal", "more", "most")})
+        if self.eval_metric == "fidelity":
+            raise ValueError("eval_metric = 'fidelity' compares a student with its teacher; a teacher's "
+                             "training has none: choose one of fid, miou, psnr, none")
         if "resnet" in self.netG:  # two stride-2 downsamplings and two upsamplings
             key = "crop_size" if self.crop_size else "load_size"  # what enters the generator
             check_multiple(self.size_hw(getattr(self, key)), 4, f"{key} for {self.netG}")
-        if self.cpu_threads is not None and self.cpu_threads < 1:
-            raise ValueError(f"cpu_threads must be >= 1, got {self.cpu_threads}")
-        positive = ("ngf", "ndf", "n_layers_D", "num_D", "batch_size", "save_every_steps", "log_every_steps",
-                    "image_every_steps", "eval_every_epochs", "eval_max_images")
-        for key in positive:
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
-        if self.nepochs < 0 or self.nepochs_decay < 0 or self.nepochs + self.nepochs_decay < 1:
-            raise ValueError("nepochs and nepochs_decay must be >= 0 with at least one epoch in total")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+        check_positive(self, ("ngf",))
         if self.model == "cycle_gan" and self.dataset_mode != "unaligned":
             raise ValueError("model = \"cycle_gan\" trains on unpaired data: "
                              "set dataset_mode = \"unaligned\"")
@@ -129,11 +64,6 @@ class TrainConfig:
             raise ValueError(f"model = \"{self.model}\" needs paired data; unaligned data is for cycle_gan")
         if self.model == "gaugan" and self.input_encoding != "onehot":
             raise ValueError("model = \"gaugan\" takes one-hot label maps: set input_encoding = \"onehot\"")
-        if self.input_kind not in (None, "label", "sketch", "image"):
-            raise ValueError(f"input_kind must be label, sketch or image, got {self.input_kind!r}")
-
-    def size_hw(self, width: Optional[int]) -> Optional[Tuple[int, int]]:
-        return None if width is None else (int(round(width / self.aspect_ratio)), int(width))
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -332,10 +262,8 @@ def main(argv=None) -> int:
         "python -m compress.train",
         "Train a pix2pix, CycleGAN or GauGAN teacher generator from a TOML config; the "
         "generator is exported to <output_dir>/G_final.safetensors (and G_best).",
-        EXAMPLES + describe_config(TrainConfig))
-    parser.add_argument("config", nargs="?", help="TOML config file (see configs/)")
-    parser.add_argument("--force", action="store_true",
-                        help="start over: delete the checkpoint and outputs in output_dir")
+        EXAMPLES + describe_config(TrainConfig), config_help="TOML config file (see configs/)",
+        force_help="start over: delete the checkpoint and outputs in output_dir")
     args, overrides = parse_command(parser, argv)
     return run_command(lambda: train(load_config(TrainConfig, args.config, overrides), force=args.force))
 

@@ -1,5 +1,7 @@
 """Shared test set-up: headless Qt, the read-only shared/ folder, and GPU/TensorRT markers."""
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Dict
 
@@ -18,6 +20,14 @@ H2Z_CHECKPOINT = SHARED / "fixtures" / "gan-compression" / "horse2zebra_compress
 # every unit test reads these, so a fresh clone without ../shared runs the suite.
 DATASETS = REPO / "tests" / "fixtures" / "datasets"
 FULL_DATASETS = SHARED / "datasets"  # the complete sets: only the tests marked by needs_shared
+
+
+def run_python(code: str, **kwargs) -> "subprocess.CompletedProcess[str]":
+    """``code`` in a fresh interpreter at the repository root (for what one process cannot show:
+    which modules an import pulls in, a clean exit, a blocked package); output captured as text."""
+    kwargs.setdefault("timeout", 120)
+    return subprocess.run([sys.executable, "-c", code], cwd=str(REPO), capture_output=True, text=True,
+                          **kwargs)
 
 
 def needs_shared(path: Path) -> Path:

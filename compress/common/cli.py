@@ -15,11 +15,18 @@ from typing import Callable, List, Optional, Sequence, Tuple
 RESUME_HINT = "interrupted: rerun the same command to resume from the last checkpoint"
 
 
-def command_parser(prog: str, description: str, epilog: str = "") -> argparse.ArgumentParser:
+def command_parser(prog: str, description: str, epilog: str = "", config_help: Optional[str] = None,
+                   force_help: Optional[str] = None) -> argparse.ArgumentParser:
     """An ``ArgumentParser`` for a command: no abbreviations (``--lr`` must not match ``--lr_D``),
-    the epilog (examples, settings) printed as written."""
-    return argparse.ArgumentParser(prog=prog, description=description, epilog=epilog, allow_abbrev=False,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    the epilog (examples, settings) printed as written; with ``config_help`` an optional positional
+    TOML ``config``, with ``force_help`` a ``--force`` flag (the commands that run from a config)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog, allow_abbrev=False,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    if config_help:
+        parser.add_argument("config", nargs="?", help=config_help)
+    if force_help:
+        parser.add_argument("--force", action="store_true", help=force_help)
+    return parser
 
 
 def split_overrides(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]

@@ -176,7 +176,7 @@ def check_ranges(cfg: Any) -> None:
             raise ValueError(f"{key} must be >= 0, got {value(key)}")
     for key in ("batch_size", "population", "generations", "latency_runs", "calibration_images",
                 "kid_subsets", "width", "depth", "checkpoint_every", "num_shards", "cpu_threads",
-                "latency_threads", "eval_max_images"):
+                "latency_threads", "eval_max_images", "student_ngf"):
         if value(key) is not None and value(key) < 1:
             raise ValueError(f"{key} must be >= 1, got {value(key)}")
     for key in ("parents_fraction", "mutation_fraction", "mutate_prob"):

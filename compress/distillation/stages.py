@@ -33,9 +33,7 @@ from compress.distillation.stage_config import DataConfig, StageConfig
 
 CONFIG_FILE = run_folder.CONFIG_FILE
 AUX_FORMAT = "gan-compression-aux/1"
-RESUMABLE_CHANGES = ("max_steps", "save_every_steps", "log_every_steps", "image_every_steps", "num_workers",
-                     "device", "cpu_threads", "tensorboard", "eval_every_epochs", "eval_max_images",
-                     "output_dir", "calibration_images")
+RESUMABLE_CHANGES = run_folder.RESUMABLE_CHANGES + ("calibration_images",)
 Note = Callable[[str], None]
 
 
@@ -403,8 +401,8 @@ def run_stage(cfg: StageConfig, stage: Stage, force: bool = False,
 def stage_main(argv, cls, run: Callable[[Any, bool], int], prog: str, description: str, examples: str) -> int:
     """The command line of a stage: ``CONFIG [--key=value ...] [--force]``."""
     parser = command_parser(prog, description,
-                            examples + "\nsettings (TOML keys, or --key=value):\n" + describe_config(cls))
-    parser.add_argument("config", nargs="?", help="TOML config file (see configs/)")
-    parser.add_argument("--force", action="store_true", help="start over / overwrite existing outputs")
+                            examples + "\nsettings (TOML keys, or --key=value):\n" + describe_config(cls),
+                            config_help="TOML config file (see configs/)",
+                            force_help="start over / overwrite existing outputs")
     args, overrides = parse_command(parser, argv)
     return run_command(lambda: run(load_config(cls, args.config, overrides), args.force))

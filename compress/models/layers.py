@@ -50,6 +50,16 @@ class SeparableConv2d(nn.Module):
         return self.conv(x)
 
 
+def _checked_width(layer: nn.Module, in_channels: int, out_channels: Optional[int]) -> int:
+    """The output width a super layer runs at (its full width when not given); ValueError when a
+    width exceeds the layer's."""
+    out_channels = layer.out_channels if out_channels is None else out_channels
+    if out_channels > layer.out_channels or in_channels > layer.in_channels:
+        raise ValueError(f"width ({in_channels}->{out_channels}) exceeds the supernet layer "
+                         f"({layer.in_channels}->{layer.out_channels}); use a config inside the search space")
+    return out_channels
+
+
 class SuperConv2d(nn.Conv2d):
     """A Conv2d that runs with its first ``out_channels`` filters on however many input
     channels arrive (``weight[:out, :in]``). Depthwise layers (groups == in_channels) slice
@@ -58,11 +68,7 @@ class SuperConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor, out_channels: Optional[int] = None) -> torch.Tensor:
         in_channels = x.size(1)
         if self.groups == 1:
-            out_channels = self.out_channels if out_channels is None else out_channels
-            if out_channels > self.out_channels or in_channels > self.in_channels:
-                raise ValueError(
-                    f"width ({in_channels}->{out_channels}) exceeds the supernet layer "
-                    f"({self.in_channels}->{self.out_channels}); use a config inside the search space")
+            out_channels = _checked_width(self, in_channels, out_channels)
             weight = self.weight[:out_channels, :in_channels]
             bias = None if self.bias is None else self.bias[:out_channels]
             groups = 1
@@ -82,11 +88,7 @@ class SuperConvTranspose2d(nn.ConvTranspose2d):
 
     def forward(self, x: torch.Tensor, out_channels: Optional[int] = None) -> torch.Tensor:  # type: ignore[override]
         in_channels = x.size(1)
-        out_channels = self.out_channels if out_channels is None else out_channels
-        if out_channels > self.out_channels or in_channels > self.in_channels:
-            raise ValueError(
-                f"width ({in_channels}->{out_channels}) exceeds the supernet layer "
-                f"({self.in_channels}->{self.out_channels}); use a config inside the search space")
+        out_channels = _checked_width(self, in_channels, out_channels)
         weight = self.weight[:in_channels, :out_channels]
         bias = None if self.bias is None else self.bias[:out_channels]
         return F.conv_transpose2d(x, weight, bias, self.stride, self.padding, self.output_padding,

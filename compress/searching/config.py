@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass
 from typing import List, Optional
 
-from compress.common.config import check_ranges, option
+from compress.common.config import option
+from compress.common.settings import DatasetSettings, DeviceSettings
 from compress.searching.results import HIGHER_IS_BETTER
 
 STRATEGIES = ("evolution", "exhaustive")
@@ -20,7 +21,9 @@ EXHAUSTIVE_RESUMABLE_CHANGES = RESUMABLE_CHANGES + ("budget_macs", "budget_laten
 
 
 @dataclass
-class SearchConfig:
+class SearchConfig(DeviceSettings, DatasetSettings):
+    """The dataset (`compress.common.settings`: the one the supernet trained on; its held-out
+    training pairs are scored, never val/test) and device, plus what only the search has."""
     # --- what to search
     supernet: str = option("", "supernet checkpoint (<supernet output_dir>/supernet.safetensors)")
     search_space: str = option("", "channel search space: empty = the one the supernet was trained on "
@@ -30,13 +33,7 @@ class SearchConfig:
                                            "e.g. [\"32_24_16\", ...] (8 entries)")
     strategy: str = option("evolution", "evolution | exhaustive")
     output_dir: str = option("runs/search", "folder of the log, tables, summary and caches")
-    # --- held-out data (the training split, never val/test)
-    dataroot: str = option("", "dataset folder (the one the supernet was trained on)")
-    dataset_mode: str = option("aligned", "labelmap | aligned | unaligned | cityscapes")
-    direction: str = option("AtoB", "AtoB | BtoA")
-    palette: Optional[str] = option(None, "label palette (label-map datasets; mIoU needs it)")
-    input_encoding: str = option("color", "label maps as generator input: color | onehot (SPADE)")
-    instance_edges: bool = option(False, "cityscapes + onehot: the instance-boundary channel")
+    # --- held-out data
     crop_size: Optional[int] = option(None, "evaluation/MACs width (default: the supernet's resolution)")
     aspect_ratio: float = option(1.0, "width / height")
     max_items: Optional[int] = option(None, "use only the first N training items (as the supernet did)")
@@ -73,16 +70,11 @@ class SearchConfig:
     weight_strategy: str = option("arithmetic", "evolution: arithmetic | geometric progression of those "
                                                 "weights (upstream GauGAN: 3, geometric)")
     seed: int = option(0, "evolution: random seed")
-    # --- run control
-    device: str = option("auto", "auto | cpu | cuda | cuda:N (evaluation)")
-    cpu_threads: Optional[int] = option(None, "intra-op CPU threads of the evaluation")
 
     def __post_init__(self) -> None:
-        check_ranges(self)
+        super().__post_init__()
         choices = {"strategy": STRATEGIES, "metric": METRICS, "latency_backend": ("onnxruntime", "torch"),
-                   "weight_strategy": ("arithmetic", "geometric"),
-                   "dataset_mode": ("labelmap", "aligned", "unaligned", "cityscapes"),
-                   "direction": ("AtoB", "BtoA"), "input_encoding": ("color", "onehot")}
+                   "weight_strategy": ("arithmetic", "geometric")}
         for key, valid in choices.items():
             if getattr(self, key) not in valid:
                 raise ValueError(f"{key} = {getattr(self, key)!r}: choose one of {', '.join(valid)}")

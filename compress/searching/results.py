@@ -12,10 +12,8 @@ rows are written as one JSON table (a list, best first) with `write_table` (atom
 
 `pareto_front` keeps the rows no other row beats in both cost (MACs or latency) and metric;
 `select_best` picks the best row under a budget, like upstream ``select_arch.py``. The
-``python -m compress.search merge | select`` command lines (`merge_main`, `select_main`) live
-here too: they only read and write tables.
+``python -m compress.search merge | select`` command lines are in ``compress/search.py``.
 """
-import argparse
 import json
 import os
 from typing import Any, Dict, Iterable, List, Optional, Sequence
@@ -206,71 +204,3 @@ def format_table(rows: Sequence[Row], title: str = "") -> str:
 
 def write_summary(path: str, summary: Dict[str, Any]) -> None:
     atomic_write_text(path, json.dumps(summary, indent=1, sort_keys=True) + "\n", overwrite=True)
-
-
-# ----------------------------------------------------------------------------- merge / select CLIs
-# (python -m compress.search merge | select; compress.search.main dispatches here)
-
-def merge_main(argv: List[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m compress.search merge",
-        description="Merge the result tables (or logs) of search shards into one table, print its "
-                    "Pareto front and best config.",
-        epilog="example:\n  python -m compress.search merge runs/x/search_results.json "
-               "runs/x/search_results.shard*of4.json",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out", help="merged table to write (.json)")
-    parser.add_argument("tables", nargs="+", help="shard tables (search_results.shardKofN.json) or logs")
-    parser.add_argument("--cost", choices=("macs", "latency_ms"), default="macs", help="Pareto cost axis")
-    parser.add_argument("--macs", type=float, help="keep only rows within this MACs budget")
-    parser.add_argument("--latency-ms", type=float, help="keep only rows within this latency budget")
-    parser.add_argument("--summary", help="also write a search summary here (best config, Pareto front); "
-                                          "a pipeline continues from <its search folder>/search_summary.json")
-    parser.add_argument("--force", action="store_true", help="replace an existing OUT / summary")
-    args = parser.parse_args(argv)
-    for path in (args.out, args.summary):
-        if path and os.path.exists(path) and not args.force:
-            raise ValueError(f"{path} exists; pass --force to replace it")
-    if os.path.abspath(args.out) in {os.path.abspath(t) for t in args.tables}:
-        raise ValueError(f"{args.out} is also an input; write the merged table elsewhere")
-    rows = merge_rows([read_rows(path) for path in args.tables])
-    if not rows:
-        raise ValueError("the tables hold no rows")
-    if args.macs is not None or args.latency_ms is not None:
-        select_best(rows, macs=args.macs, latency_ms=args.latency_ms)  # ValueError naming the cheapest
-        rows = [r for r in rows if (args.macs is None or float(r["macs"]) <= args.macs)
-                and (args.latency_ms is None or float(r["latency_ms"]) <= args.latency_ms)]
-    write_table(args.out, rows)
-    front = pareto_front(rows, args.cost)
-    print(format_table(front, f"Pareto front ({args.cost} vs {rows[0]['metric']}), {len(front)} of "
-                              f"{len(rows)} configs:"))
-    print(format_table(rows[:1], "best:"))
-    print(f"merged {len(args.tables)} tables into {args.out} ({len(rows)} configs)")
-    if args.summary:
-        write_summary(args.summary, {
-            "strategy": "exhaustive", "metric": rows[0]["metric"],
-            "higher_is_better": higher_is_better(rows[0]["metric"]), "budget_macs": args.macs,
-            "budget_latency_ms": args.latency_ms, "evaluated": len(rows), "best": rows[0], "pareto": front,
-            "results": args.out, "merged_from": list(args.tables)})
-        print(f"wrote {args.summary}")
-    return 0
-
-
-def select_main(argv: List[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m compress.search select",
-        description="Pick the best searched config within a MACs and/or latency budget "
-                    "(upstream's select_arch.py).",
-        epilog="examples:\n  python -m compress.search select runs/x/search_results.json --macs 5.7e9\n"
-               "  python -m compress.search select runs/x/search_results.json --latency-ms 12 --json",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("results", help="a search table (search_results*.json) or log (.jsonl)")
-    parser.add_argument("--macs", type=float, help="MACs budget, e.g. 5.7e9")
-    parser.add_argument("--latency-ms", type=float, help="latency budget in ms")
-    parser.add_argument("--json", action="store_true", help="print the chosen row as JSON")
-    args = parser.parse_args(argv)
-    if args.macs is None and args.latency_ms is None:
-        parser.error("give a budget: --macs and/or --latency-ms")
-    best = select_best(read_rows(args.results), macs=args.macs, latency_ms=args.latency_ms)
-    print(json.dumps(best, sort_keys=True) if args.json else format_table([best]))
-    return 0

@@ -14,15 +14,12 @@ import shutil
 from typing import Dict, Sequence
 
 from compress.common.config import diff_configs, load_config, save_config
+from compress.common.settings import RESUMABLE_CHANGES
 from compress.training.engine import STATE_FILE
 
 CONFIG_FILE = "config.toml"
 LOCK_FILE = ".lock"
 _held: Dict[str, int] = {}  # run folder (absolute) -> file descriptor of this process's lock
-# settings that may change when a run resumes (they do not alter what is trained)
-RESUMABLE_CHANGES = ("max_steps", "save_every_steps", "log_every_steps", "image_every_steps",
-                     "num_workers", "device", "cpu_threads", "tensorboard", "eval_every_epochs",
-                     "eval_max_images", "output_dir")
 
 
 def prepare_run_dir(cfg, outputs: Sequence[str], results: Sequence[str], force: bool, command: str,

@@ -108,14 +108,6 @@ def test_spade_supernet_with_sandwich_rule_and_calibrated_evaluation(tmp_path):
     assert torch.equal(state[key], supernet.state_dict()[key])  # evaluation's calibration was undone
 
 
-def test_help_lists_examples_and_keys(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--help"])
-    assert exit_info.value.code == 0
-    text = capsys.readouterr().out
-    assert "torchrun --nproc_per_node" in text and "sampling (str, default \"uniform\")" in text
-
-
 @pytest.mark.parametrize("extra, message", [
     (["--search_space=channels-48", "--channel_choices="], "wider than student_ngf = 4"),
     (["--channel_choices="], "needs channel_choices"),

@@ -78,14 +78,6 @@ def test_gaugan_recipe_adds_the_perceptual_term():
     assert set(losses) == {"G_gan", "G_feat", "G_vgg", "D_fake", "D_real"} and losses["G_vgg"] > 0
 
 
-def test_help_lists_examples_and_keys(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--help"])
-    assert exit_info.value.code == 0
-    text = capsys.readouterr().out
-    assert "torchrun --nproc_per_node" in text and "lambda_l1 (float, default 100.0)" in text
-
-
 @pytest.mark.parametrize("extra, message", [
     (["--ngff=3"], "unknown key 'ngff' (did you mean ngf?)"),
     (["--ngf=x"], "--ngf=x"),

@@ -1,10 +1,10 @@
 """open_engine: dispatch on the extension, forced backends, and errors that name the file."""
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.conftest import run_python
 
 from engines.factory import BACKEND_EXTENSIONS, OPENERS, open_engine
 from engines.onnx_engine import OnnxRuntimeEngine
@@ -68,7 +68,7 @@ def test_importing_engines_loads_no_backend():
     code = ("import sys, engines, engines.factory\n"
             "loaded = [m for m in ('torch', 'onnxruntime', 'tensorrt') if m in sys.modules]\n"
             "assert not loaded, loaded\n")
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    result = run_python(code)
     assert result.returncode == 0, result.stderr
 
 

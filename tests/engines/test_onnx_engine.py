@@ -1,8 +1,6 @@
 """OnnxRuntimeEngine: metadata, static/dynamic shapes, agreement with PyTorch, session options,
 errors, and the torch-free (Jetson) path."""
 import json
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -10,6 +8,8 @@ import numpy as np
 import onnx
 import onnxruntime
 import pytest
+
+from tests.conftest import run_python
 
 from engines.base import METADATA_KEY
 from engines.factory import open_engine
@@ -140,7 +140,7 @@ def test_onnx_path_runs_with_torch_unimportable(tiny_models, label_batch, tmp_pa
         assert loaded == ["torch"] and sys.modules["torch"] is None, loaded
         print("lean ok", engine.metadata["arch"])
     """)
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    result = run_python(code)
     assert result.returncode == 0, result.stderr
     assert "lean ok sub_mobile_resnet_9blocks" in result.stdout
 

@@ -3,7 +3,6 @@ whole path (shapes, addresses, execute_async_v3, copies back) against ONNX Runti
 ownership, engine/GPU mismatch errors, the CUDA buffer backends and the torch-free import."""
 import json
 import shutil
-import subprocess
 import sys
 import threading
 
@@ -16,7 +15,7 @@ from engines import cuda_buffers
 from engines.cuda_buffers import PolygraphyBuffers, PyCudaBuffers, open_device_buffers
 from engines.tensorrt_engine import (TENSORRT_MISSING, TensorRTEngine, TensorRTEngineError, parse_device,
                                      read_sidecar)
-from tests.conftest import REPO
+from tests.conftest import run_python
 from tests.fakes import fake_tensorrt
 from tests.fakes.fake_cuda import MEMORY, FakeDeviceBuffers, install_fake_polygraphy
 from tests.fakes.fake_pycuda import install_for_buffers
@@ -303,8 +302,7 @@ def test_runner_modules_import_without_opencv_or_torch():
             "sys.modules['torch'] = None\n"
             "import engines.onnx_engine, engines.tensorrt_engine, export.tensorrt\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('cv2', 'torch')))\n")
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                          timeout=120)
+    done = run_python(code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "['cv2', 'torch']"  # only the blocked placeholders
 
@@ -323,8 +321,7 @@ def test_running_an_engine_with_pycuda_never_imports_torch(monkeypatch, tmp_path
             "    out = engine.infer(__import__('numpy').zeros((1, 3, 64, 64), 'float32'))\n"
             "    print(engine._buffers.backend, out.shape, 'torch' in sys.modules)\n"
             "print(driver.context_stack(), driver.retains())\n")
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                          timeout=120)
+    done = run_python(code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines() == ["pycuda (1, 3, 64, 64) False", "[] 0"]
 

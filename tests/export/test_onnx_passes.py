@@ -2,8 +2,6 @@
 opset/IR and whitelist checks, metadata round trip (read back by engines.onnx_engine), and that
 the module stays torch-free."""
 import json
-import subprocess
-import sys
 
 import numpy as np
 import onnx
@@ -16,7 +14,7 @@ from engines.onnx_engine import read_onnx_metadata
 from export.onnx_passes import (OnnxCompatibilityError, check_deployable, check_ops,
                                 check_opset_ir, check_trt85_rules, downgrade_to_opset17,
                                 is_reflect_pad, rewrite_reflect_pads, set_metadata)
-from tests.conftest import REPO
+from tests.conftest import run_python
 
 
 def _model(nodes, initializers=(), opset=17, ir_version=8, channels=2):
@@ -211,8 +209,7 @@ def test_passes_module_never_imports_torch(tmp_path):
             "from engines.onnx_engine import read_onnx_metadata; "
             f"assert read_onnx_metadata({str(path)!r}, required=True)['arch'] == 'resnet_9blocks'; "
             "assert 'torch' not in sys.modules, 'torch was imported'")
-    result = subprocess.run([sys.executable, "-c", code], cwd=str(REPO), capture_output=True,
-                            text=True, timeout=120)
+    result = run_python(code)
     assert result.returncode == 0, result.stderr
 
 

@@ -3,7 +3,6 @@ the engine cache and its rebuilds, the timing cache, INT8 calibration, TensorRT 
 route, --compare, DLA checks and the no-TensorRT error. Real-GPU tests at the end."""
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -13,7 +12,7 @@ import pytest
 
 import export.tensorrt as cli
 from export.trt_build import TENSORRT_MISSING
-from tests.conftest import DATASETS, REPO
+from tests.conftest import DATASETS, run_python
 from tests.fakes import fake_tensorrt
 from tests.fakes.fake_cuda import MEMORY, FakeDeviceBuffers
 
@@ -292,8 +291,7 @@ def test_module_entry_point_without_tensorrt_imports_no_torch(static_onnx):
             "except SystemExit as stop:\n"
             "    print('torch' in sys.modules, file=sys.stderr)\n"
             "    sys.exit(stop.code)\n")
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                          timeout=120)
+    done = run_python(code)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert lines == [f"error: {TENSORRT_MISSING}", "False"]
