@@ -77,21 +77,6 @@ def build_datasets(cfg: DataConfig, need_val: bool = True):
     return train, val, held
 
 
-def build_holdout_dataset(cfg: DataConfig):
-    """The held-out training items (``holdout_items`` / ``holdout_seed``, upstream's train2) that
-    the stages never train on, prepared like validation data (resized to the crop size, no flip);
-    None when nothing is held out. The search scores sub-networks on these."""
-    from compress.data import build_dataset, holdout_split
-    if not cfg.holdout_items:
-        return None
-    common = dict(direction=cfg.direction, palette=cfg.palette, input_encoding=cfg.input_encoding,
-                  instance_edges=cfg.instance_edges, seed=cfg.seed)
-    listing = build_dataset(cfg.dataset_mode, cfg.dataroot, "train", max_items=cfg.max_items, **common)
-    _, held = holdout_split(listing.stems, cfg.holdout_items, cfg.holdout_seed)
-    return build_dataset(cfg.dataset_mode, cfg.dataroot, "train", stems=held, flip=False, random_crop=False,
-                         load_size=cfg.size_hw(cfg.crop_size or cfg.load_size), **common)
-
-
 def load_teacher(path: str, arch: Optional[str], device: torch.device):
     """The frozen teacher (eval mode, no gradients, spectral norm removed) and its metadata."""
     from compress.models.checkpoints import load_generator

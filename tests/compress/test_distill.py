@@ -9,7 +9,7 @@ from compress.models.pruning import prune_resnet
 from compress.supernet import load_supernet
 from compress.supernet import main as supernet_main
 from compress.training.state import load_training_state
-from tests.compress.stage_helpers import args, resnet_teacher
+from tests.compress.conftest import args, resnet_teacher
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_a_fixed_sub_network_student_grows_from_a_smaller_one(tmp_path, capsys):
     into its leading channel slices (the rest keeps its fresh init), and refuses a wider one."""
     from compress.distill import grow_into
     from compress.models import build_generator
-    from tests.compress.stage_helpers import save_model
+    from tests.compress.conftest import save_model
     dense = resnet_teacher(tmp_path, "resnet_9blocks", ngf=4)
     torch.manual_seed(7)
     small = build_generator("sub_mobile_resnet_9blocks", config="2_2_2_4_2_2_2_2")

@@ -79,18 +79,23 @@ def test_same_weights_score_the_same_and_psnr_vs_real_is_exact(files):
 
 
 def test_holdout_split_scores_exactly_the_items_the_stages_held_out(files):
-    from compress.data import build_dataset, holdout_split
-    from compress.distillation.stages import build_holdout_dataset
-    from compress.distillation.stage_config import DataConfig
+    """The training stages never train on these items and the search scores them: evaluate's
+    held-out split must be the very same items."""
+    from compress.distillation.stage_config import StageConfig
+    from compress.distillation.stages import build_datasets
+    from compress.searching.config import SearchConfig
+    from compress.searching.run import holdout_stems
     cfg = EvaluateConfig(generators=files["a"], dataroot=FACADES, split="train", holdout_items=6,
                          holdout_seed=0, metrics="psnr", device="cpu", bootstrap=0)
     results = evaluate(cfg, log=lambda _: None)
     assert results["generators"]["a"]["images"] == 6 and "bootstrap" not in results
-    listing = build_dataset("labelmap", FACADES, "train", palette="facades")
-    _, held = holdout_split(listing.stems, 6, 0)
-    stage_held = build_holdout_dataset(DataConfig(dataroot=FACADES, dataset_mode="labelmap",
-                                                  palette="facades", holdout_items=6, crop_size=32))
-    assert sorted(results["items"]) == sorted(stage_held.stems) == sorted(held)
+    stage = StageConfig(dataroot=FACADES, dataset_mode="labelmap", palette="facades", holdout_items=6,
+                        crop_size=32, teacher="unused", eval_metric="none")
+    trained, _, stage_held = build_datasets(stage)
+    search = SearchConfig(supernet="unused", dataroot=FACADES, dataset_mode="labelmap", palette="facades")
+    _, search_held = holdout_stems(search, (32, 32), 6, 0)
+    assert sorted(results["items"]) == sorted(stage_held) == sorted(search_held)
+    assert not set(stage_held) & set(trained.stems)
 
 
 def test_bad_input_gets_a_clear_error(files, capsys):

@@ -9,7 +9,7 @@ from compress.models import build_generator, extract_subnet
 from compress.models.profile import count_macs
 from compress.distillation.calibration import calibrate_batchnorm, calibration_batches
 from compress.distillation.stages import build_datasets
-from tests.compress.stage_helpers import DATA_ARGS, FACADES, random_supernet, save_model
+from tests.compress.conftest import DATA_ARGS, FACADES, random_supernet, save_model
 
 CONFIG = "4_2_2_4_2_4_2_4"
 

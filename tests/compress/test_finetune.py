@@ -6,7 +6,7 @@ from compress.models.checkpoints import load_generator
 from compress.finetune import main
 from compress.models import extract_subnet
 from compress.models.resnet import ResnetWidths
-from tests.compress.stage_helpers import args, random_supernet, resnet_teacher
+from tests.compress.conftest import args, random_supernet, resnet_teacher
 
 CONFIG = "4_2_2_4_2_4_2_4"
 

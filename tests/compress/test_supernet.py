@@ -14,7 +14,7 @@ from compress.training.engine import STATE_FILE
 from compress.distillation.stages import load_aux
 from compress.training.state import load_training_state
 from tests.compress.conftest import assert_same_training_state, train_as_rank
-from tests.compress.stage_helpers import (FACADES, SMOKE_SUPERNET, SPADE_ARGS, args, resnet_teacher,
+from tests.compress.conftest import (FACADES, SMOKE_SUPERNET, SPADE_ARGS, args, resnet_teacher,
                                          spade_teacher)
 
 
@@ -146,14 +146,12 @@ def test_two_gloo_processes_train_the_same_configs_and_end_identical(tmp_path, t
     assert (tmp_path / "ddp" / "supernet.safetensors").is_file()
 
 
-def test_held_out_items_never_train_and_form_the_search_set(teacher):
-    from compress.distillation.stages import build_datasets, build_holdout_dataset
+def test_held_out_items_never_train(teacher):
+    from compress.distillation.stages import build_datasets
     cfg = config(teacher, "unused", "--holdout_items=1", "--max_items=4")
     train, _, held = build_datasets(cfg)
-    search = build_holdout_dataset(cfg)
-    assert len(train) == 3 and len(held) == 1 and search.stems == held and not set(held) & set(train.stems)
-    assert not search.flip and search[0]["A"].shape[1:] == (32, 32)
-    assert build_holdout_dataset(config(teacher, "unused")) is None
+    assert len(train) == 3 and len(held) == 1 and not set(held) & set(train.stems)
+    assert build_datasets(config(teacher, "unused"))[2] == []
 
 
 def test_facades_configs_load_and_match_each_other():
