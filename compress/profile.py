@@ -5,43 +5,46 @@ parameters, built with random weights from its architecture arguments.
 
 The counting rules (and why they differ from today's torchprofile) are in ``compress.models.profile``.
 """
-import argparse
 import json
 import sys
 from typing import List, Optional
 
+from compress.common.cli import command_parser, run_command
 from compress.models.profile import add_build_arguments, build_kwargs, human, parse_size, profile_arch
 
 
+EXAMPLES = """examples:
+  python -m compress.profile --arch resnet_9blocks --ngf 64
+  python -m compress.profile --arch sub_mobile_resnet_9blocks --config 16_16_32_16_32_32_16_16
+  python -m compress.profile --arch spade --ngf 64 --semantic-nc 36 --num-upsampling-layers more \\
+      --size 256x512
+"""
+
+
+def _report(result: dict) -> str:
+    config = f"  config {result['config']}" if "config" in result else ""
+    return "\n".join([
+        f"{result['arch']} @ {result['height']}x{result['width']}{config}",
+        f"  MACs (paper, torchprofile): {human(result['macs'])}  ({result['macs']:,})",
+        f"  MACs (true):                {human(result['true_macs'])}  ({result['true_macs']:,})",
+        f"  parameters:                 {human(result['params'])}  ({result['params']:,})"])
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m compress.profile",
-        description="Count a generator's MACs (paper convention and true) and parameters on a "
-                    "batch of one, with random weights.",
-        epilog="examples:\n"
-               "  python -m compress.profile --arch resnet_9blocks --ngf 64\n"
-               "  python -m compress.profile --arch sub_mobile_resnet_9blocks "
-               "--config 16_16_32_16_32_32_16_16\n"
-               "  python -m compress.profile --arch spade --ngf 64 --semantic-nc 36 "
-               "--num-upsampling-layers more --size 256x512",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser(
+        "python -m compress.profile",
+        "Count a generator's MACs (paper convention and true) and parameters on a batch of one, "
+        "with random weights.", EXAMPLES)
     add_build_arguments(parser)
     parser.add_argument("--size", default="256", help="input size: 256 or HEIGHTxWIDTH (default 256)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args(argv)
-    try:
+
+    def body() -> int:
         result = profile_arch(args.arch, parse_size(args.size), **build_kwargs(args))
-    except ValueError as error:
-        parser.error(str(error))
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(f"{result['arch']} @ {result['height']}x{result['width']}"
-              + (f"  config {result['config']}" if "config" in result else ""))
-        print(f"  MACs (paper, torchprofile): {human(result['macs'])}  ({result['macs']:,})")
-        print(f"  MACs (true):                {human(result['true_macs'])}  ({result['true_macs']:,})")
-        print(f"  parameters:                 {human(result['params'])}  ({result['params']:,})")
-    return 0
+        print(json.dumps(result, indent=2) if args.json else _report(result))
+        return 0
+    return run_command(body)
 
 
 if __name__ == "__main__":
