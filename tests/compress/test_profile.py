@@ -65,9 +65,9 @@ def test_cli_json(capsys):
 def test_cli_table_and_bad_config(capsys):
     assert main(["--arch", "resnet_9blocks", "--ngf", "8", "--size", "64"]) == 0
     assert "MACs (paper" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
-        main(["--arch", "sub_mobile_resnet_9blocks", "--config", "1_2"])
-    assert "expected 8" in capsys.readouterr().err
+    assert main(["--arch", "sub_mobile_resnet_9blocks", "--config", "1_2"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error:") and "expected 8" in error and "\n" not in error
 
 
 def test_model_left_in_its_training_mode():
