@@ -5,8 +5,10 @@ An `Engine` is opened on a model file, used as a context manager, and runs
 exposes what callers need without knowing the backend: the input spec, the model's metadata
 (architecture, palette, input kind, resolution, MACs, params) and the last latency. The small
 metadata facts every backend and the exporters share (`METADATA_KEY`, tensor names,
-`model_family`, `size_multiple`) live here too. This module imports only numpy, so the lean
-Jetson path never pulls torch (or OpenCV) in.
+`model_family`, `size_multiple`) live here too; the file-contract constants are defined once in
+`compress.common.onnx_contract` (the latency search of compress/ needs them and may not import
+engines) and re-exported here. This module imports only numpy and that torch-free module, so
+the lean Jetson path never pulls torch (or OpenCV) in.
 """
 import time
 from dataclasses import dataclass
@@ -14,13 +16,15 @@ from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
-METADATA_KEY = "gan_compression"  # ONNX metadata_props key holding the checkpoint metadata (JSON)
-INPUT_NAME, OUTPUT_NAME = "input", "output"  # tensor names of every exported generator
+from compress.common.onnx_contract import INPUT_NAME, MAX_MODEL_SIDE, METADATA_KEY, OUTPUT_NAME
+
+__all__ = ["METADATA_KEY", "INPUT_NAME", "OUTPUT_NAME", "MAX_MODEL_SIDE", "SPADE_UPSAMPLINGS",
+           "RESNET_MULTIPLE", "model_family", "size_multiple", "InputSpec", "Engine"]
+
 # x2 upsamplings of a SPADE generator per upstream option (compress.models.spade has the same
 # table, but that module imports torch).
 SPADE_UPSAMPLINGS = {"normal": 5, "more": 6, "most": 7}
 RESNET_MULTIPLE = 4  # two stride-2 downsamplings
-MAX_MODEL_SIDE = 8192  # largest height or width a model may claim (export bound; the app's canvas)
 
 
 def model_family(metadata: Dict[str, Any]) -> Optional[str]:

@@ -12,7 +12,14 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
+from compress.common.onnx_contract import (OPTIMIZATION_NAMES, import_ort, make_session_options,
+                                           optimization_level)
 from engines.base import INPUT_NAME, METADATA_KEY, Engine, InputSpec, size_multiple
+
+# The session settings live in compress.common.onnx_contract so that the compression search
+# times candidates in sessions configured exactly like this engine's; re-exported here.
+__all__ = ["DEVICES", "PROVIDERS", "OPTIMIZATION_NAMES", "INSTALL_HINT", "parse_metadata",
+           "read_onnx_metadata", "optimization_level", "make_session_options", "OnnxRuntimeEngine"]
 
 DEVICES = ("cpu", "cuda", "tensorrt")
 # Provider preference per requested device; ORT tries them in order, CPU last for unsupported ops.
@@ -21,19 +28,8 @@ PROVIDERS = {
     "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
     "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
 }
-# Graph optimisation levels by name ("all" also enables ORT's layout (NCHWc) transformations).
-OPTIMIZATION_NAMES = ("disable", "basic", "extended", "all")
 INSTALL_HINT = ("install onnxruntime-gpu instead of onnxruntime (never both: they share one "
                 "package directory); on Jetson use NVIDIA's Jetson Zoo wheel")
-
-
-def _import_ort():
-    try:
-        import onnxruntime
-    except ImportError:
-        raise ImportError("ONNX Runtime is not installed: pip install onnxruntime "
-                          "(CPU) or onnxruntime-gpu (CUDA/TensorRT)") from None
-    return onnxruntime
 
 
 def parse_metadata(text: Optional[str], path: str, required: bool = False) -> Dict[str, Any]:
@@ -71,7 +67,7 @@ def read_onnx_metadata(path: str, required: bool = False) -> Dict[str, Any]:
     except ImportError:
         onnx = None
     if onnx is None:
-        ort = _import_ort()
+        ort = import_ort()
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
@@ -83,41 +79,6 @@ def read_onnx_metadata(path: str, required: bool = False) -> Dict[str, Any]:
         raise ValueError(f"{path}: not a readable ONNX file ({error}); re-export it") from None
     props = {prop.key: prop.value for prop in model.metadata_props}
     return parse_metadata(props.get(METADATA_KEY), path, required)
-
-
-def optimization_level(name: str):
-    """ORT GraphOptimizationLevel for "disable" | "basic" | "extended" | "all"."""
-    ort = _import_ort()
-    levels = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-              "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-              "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-              "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
-    if name not in levels:
-        raise ValueError(f"unknown graph optimisation level {name!r}; valid: "
-                         f"{', '.join(OPTIMIZATION_NAMES)}")
-    return levels[name]
-
-
-def make_session_options(threads: Optional[int] = None, optimization: str = "all",
-                         spinning: bool = True):
-    """Session options: intra-op ``threads`` (None: ORT's default, one per physical core),
-    graph optimisation level, sequential execution (a generator is one chain of ops).
-
-    ``spinning=False`` stops idle pool threads from busy-waiting between ops: slightly slower
-    on an idle machine, much faster when other processes (or the GUI thread) share the cores;
-    on a loaded 2-core machine it cut 2-thread wall time from 362 to 226 ms (sub-net, 256px)."""
-    ort = _import_ort()
-    options = ort.SessionOptions()
-    options.graph_optimization_level = optimization_level(optimization)
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    if not spinning:
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if threads is not None:
-        if int(threads) < 1:
-            raise ValueError(f"threads must be >= 1, got {threads}")
-        options.intra_op_num_threads = int(threads)
-        options.inter_op_num_threads = 1
-    return options
 
 
 def _dim(value) -> Optional[int]:
@@ -143,7 +104,7 @@ class OnnxRuntimeEngine(Engine):
     def __init__(self, path: str, device: Optional[str] = None, threads: Optional[int] = None,
                  optimization: str = "all", spinning: bool = True, session_options=None):
         super().__init__(path)
-        ort = _import_ort()
+        ort = import_ort()
         device = device or "cpu"
         kind, _, index = device.partition(":")  # "cuda:1" -> GPU 1
         if kind not in DEVICES or (index and not (kind == "cuda" and index.isdigit())):

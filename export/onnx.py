@@ -9,6 +9,10 @@ checkpoint metadata (arch, build arguments, palette, input kind, resolution, MAC
 JSON under ``metadata_props["gan_compression"]`` plus an ``onnx`` entry describing the export
 (see `export_onnx`); read it back without torch with `engines.onnx_engine.read_onnx_metadata`.
 
+The graph itself (deployable copy of the model, exporter, onnxslim, rewrites) is produced by
+`compress.models.onnx_graph.deployable_graph`, the function the latency search of
+``compress.search`` times as well; this module adds the metadata, the checks and the write.
+
 Exporter. The legacy TorchScript exporter (``dynamo=False``) is the default: it writes a true
 opset-17 graph, while the dynamo exporter, asked for 17, silently leaves a model with reflection
 padding at opset 18 (its converter has no Pad adapter). The legacy path is deprecated in torch
@@ -21,13 +25,9 @@ Supernets are exported at their *active* config: the standalone sub-network is e
 (`compress.models.extract_subnet`), so the file and its metadata describe exactly what runs.
 """
 import argparse
-import copy
-import inspect
 import os
 import sys
-import tempfile
 import time
-import warnings
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -35,96 +35,28 @@ import onnx
 import torch
 from torch import nn
 
+from compress.models import arch_name, build_generator
 from compress.models.checkpoints import (INPUT_KINDS, CheckpointError, atomic_write, default_resolution,
-                                  generator_metadata, load_generator)
-from compress.models import arch_name, build_generator, extract_subnet
-from compress.models.spade import PaddedBatchNorm2d
-from engines.base import INPUT_NAME, MAX_MODEL_SIDE, OUTPUT_NAME
+                                         generator_metadata, load_generator)
+from compress.models.onnx_graph import (EXPORTERS, OUTPUT_CONV_MODES, REFLECT_PAD_MODES,
+                                        check_graph_options, check_size, deployable_graph,
+                                        deployable_model, example_input, multiple_of)
+from engines.base import INPUT_NAME, OUTPUT_NAME
 from engines.onnx_engine import read_onnx_metadata
 from export.onnx_passes import (TARGET_IR_VERSION, TARGET_OPSET, OnnxCompatibilityError,
-                                check_deployable, downgrade_to_opset17, io_shape, op_counts,
-                                rename_dims, rewrite_output_conv_s2d, rewrite_reflect_pads,
-                                set_metadata)
+                                check_deployable, io_shape, op_counts, set_metadata)
 
-EXPORTERS = ("auto", "torchscript", "dynamo")
-REFLECT_PAD_MODES = ("keep", "slice")
-OUTPUT_CONV_MODES = ("keep", "s2d")
 DEFAULT_ATOL = 1e-4  # fp32 ONNX Runtime vs PyTorch
-MAX_SIDE = MAX_MODEL_SIDE  # largest H or W a dynamic export accepts (dynamo needs a bound)
 
+# deployable_model, example_input, multiple_of and the option tuples come from
+# compress.models.onnx_graph, where the shipped graph is produced (the latency search builds
+# its timed graph there too); re-exported for callers of this module.
 __all__ = ["export_onnx", "check_onnx", "image_input", "example_input", "deployable_model",
            "export_metadata", "check_sizes", "multiple_of", "read_onnx_metadata",
-           "OnnxCompatibilityError", "main"]
+           "OnnxCompatibilityError", "EXPORTERS", "REFLECT_PAD_MODES", "OUTPUT_CONV_MODES", "main"]
 
 
-# ----------------------------------------------------------------------------- model preparation
-
-def multiple_of(model: nn.Module) -> int:
-    """H and W of the input must be multiples of this: 4 for the ResNet family (two stride-2
-    convs), 2**n_up for SPADE (its latent grid)."""
-    return 2 ** model.num_upsamplings if model.family == "spade" else 4
-
-
-def _check_size(model: nn.Module, size: Sequence[int]) -> Tuple[int, int]:
-    height, width = (int(v) for v in size)
-    step = multiple_of(model)
-    if height <= 0 or width <= 0 or height % step or width % step:
-        raise ValueError(f"size {height}x{width}: {arch_name(model)} needs height and width that are "
-                         f"positive multiples of {step}")
-    return height, width
-
-
-def deployable_model(model: nn.Module) -> nn.Module:
-    """An eval-mode copy of ``model`` that exports to a lean graph with the same outputs.
-
-    - a supernet becomes its standalone sub-network at the active config;
-    - spectral norm (SPADE teachers) is baked into plain weights;
-    - a sub-network's `PaddedBatchNorm2d` (statistics kept at supernet width; narrower inputs
-      zero-padded, normalised, sliced back) becomes a plain BatchNorm2d over the leading
-      statistics, which in eval mode is the same per-channel affine map without the
-      ConstantOfShape/Concat/Slice detour (widths are read on a probe forward).
-    """
-    if hasattr(model, "make_subnet"):
-        model = extract_subnet(model, model.config)
-    else:
-        model = copy.deepcopy(model)
-    model.eval()
-    if hasattr(model, "remove_spectral_norm"):
-        model.remove_spectral_norm()
-    padded = {name: m for name, m in model.named_modules() if isinstance(m, PaddedBatchNorm2d)}
-    if padded:
-        widths: Dict[str, set] = {name: set() for name in padded}
-        hooks = [m.register_forward_pre_hook(lambda mod, args, name=name: widths[name].add(args[0].size(1)))
-                 for name, m in padded.items()]
-        try:
-            with torch.no_grad():
-                model(example_input(model, default_resolution(model)))
-        finally:
-            for hook in hooks:
-                hook.remove()
-        for name, module in padded.items():
-            if len(widths[name]) != 1:
-                continue  # unused or run at several widths: leave it as it is
-            width = widths[name].pop()
-            plain = nn.BatchNorm2d(width, eps=module.eps, momentum=module.momentum, affine=False)
-            with torch.no_grad():
-                plain.running_mean.copy_(module.running_mean[:width])
-                plain.running_var.copy_(module.running_var[:width])
-                plain.num_batches_tracked.copy_(module.num_batches_tracked)
-            parent_name, _, child = name.rpartition(".")
-            setattr(model.get_submodule(parent_name) if parent_name else model, child, plain.eval())
-    return model
-
-
-def example_input(model: nn.Module, size: Sequence[int], batch: int = 1,
-                  generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """A random valid input: an image in [-1, 1] (ResNet) or a one-hot label map (SPADE)."""
-    height, width = size
-    if model.family == "spade":
-        labels = torch.randint(0, model.input_nc, (batch, height, width), generator=generator)
-        return nn.functional.one_hot(labels, model.input_nc).permute(0, 3, 1, 2).float()
-    return torch.rand(batch, model.input_nc, height, width, generator=generator) * 2 - 1
-
+# ----------------------------------------------------------------------------- inputs
 
 def image_input(model: nn.Module, path: str, size: Sequence[int],
                 palette: Optional[str] = None) -> np.ndarray:
@@ -148,71 +80,6 @@ def image_input(model: nn.Module, path: str, size: Sequence[int],
                          "2); parity is undefined there (the app shows blank canvases without inference). "
                          "Check with an image that has content")
     return array
-
-
-# ----------------------------------------------------------------------------- exporters
-
-def _legacy_export(model: nn.Module, example: torch.Tensor, path: str, dynamic: bool) -> None:
-    axes = {0: "batch", 2: "height", 3: "width"}
-    kwargs: Dict[str, Any] = {}
-    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
-        kwargs["dynamo"] = False  # torch >= 2.5; older ones (JetPack's 2.1) are legacy already
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # TorchScript deprecation and tracer chatter
-        torch.onnx.export(model, (example,), path, opset_version=TARGET_OPSET,
-                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes} if dynamic else None,
-                          do_constant_folding=True, **kwargs)
-
-
-def _dynamo_export(model: nn.Module, example: torch.Tensor, path: str, dynamic: bool) -> None:
-    if "dynamo" not in inspect.signature(torch.onnx.export).parameters:
-        raise RuntimeError(f"torch {torch.__version__} has no dynamo ONNX exporter; "
-                           "use exporter='torchscript'")
-    shapes = None
-    if dynamic:
-        from torch.export import Dim
-        step = multiple_of(model)
-        # torch.export gives dims with equal example values one symbol ("duck sizing") and then
-        # ties the batch to the latent grid: trace with a batch unlike every spatial size.
-        height, width = example.shape[2:]
-        batch = min(set(range(2, 8)) - {height, width, height // step, width // step})
-        example = example[:1].expand(batch, -1, -1, -1).contiguous()
-        # derived dims: H and W are multiples of `step` (the forward checks it)
-        shapes = ({0: Dim("batch", min=1, max=1024), 2: step * Dim("h", min=1, max=MAX_SIDE // step),
-                   3: step * Dim("w", min=1, max=MAX_SIDE // step)},)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (example,), path, dynamo=True, opset_version=18,
-                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_shapes=shapes, external_data=False, verbose=False)
-
-
-def _run_exporter(exporter: str, model: nn.Module, example: torch.Tensor, path: str,
-                  dynamic: bool) -> str:
-    """Export with the chosen exporter; returns the one that ran."""
-    if exporter == "auto":
-        try:
-            _legacy_export(model, example, path, dynamic)
-            return "torchscript"
-        except (NotImplementedError, AttributeError) as error:  # the legacy exporter is gone
-            warnings.warn(f"legacy ONNX exporter unavailable ({error}); using dynamo + opset "
-                          "downgrade", stacklevel=3)
-            exporter = "dynamo"
-    if exporter == "torchscript":
-        _legacy_export(model, example, path, dynamic)
-    elif exporter == "dynamo":
-        _dynamo_export(model, example, path, dynamic)
-    else:
-        raise ValueError(f"exporter must be one of {', '.join(EXPORTERS)}, got {exporter!r}")
-    return exporter
-
-
-def _slim(model: onnx.ModelProto) -> onnx.ModelProto:
-    import onnxslim
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return onnxslim.slim(model)
 
 
 # ----------------------------------------------------------------------------- export
@@ -247,7 +114,8 @@ def export_onnx(model: nn.Module, path: str, meta: Optional[Dict[str, Any]] = No
     tracing size. ``reflect_pad="slice"`` rewrites reflect Pads into Slice + Concat.
     ``output_conv="s2d"`` computes the narrow full-resolution output conv as a stride-2 conv +
     DepthToSpace (same result; ~1.5x faster generators on ONNX Runtime CPU, see
-    `export.onnx_passes.rewrite_output_conv_s2d`).
+    `export.onnx_passes.rewrite_output_conv_s2d`). The shipped files are exported with
+    `compress.models.onnx_graph.SHIPPED_GRAPH` (s2d), the options the latency search times.
     ``meta`` is the checkpoint metadata (`load_generator`'s second value); what the model
     determines is recomputed when it does not match. The stored metadata gains an ``onnx``
     entry: opset, ir_version, exporter, dynamic, input_shape, output_shape, multiple_of,
@@ -257,12 +125,7 @@ def export_onnx(model: nn.Module, path: str, meta: Optional[Dict[str, Any]] = No
     Returns {"path", "exporter", "opset", "ir_version", "nodes_exported", "nodes", "op_counts",
     "reflect_pads_rewritten", "input_shape", "output_shape", "metadata", "bytes", "seconds"}.
     """
-    if reflect_pad not in REFLECT_PAD_MODES:
-        raise ValueError(f"reflect_pad must be one of {', '.join(REFLECT_PAD_MODES)}, got {reflect_pad!r}")
-    if exporter not in EXPORTERS:
-        raise ValueError(f"exporter must be one of {', '.join(EXPORTERS)}, got {exporter!r}")
-    if output_conv not in OUTPUT_CONV_MODES:
-        raise ValueError(f"output_conv must be one of {', '.join(OUTPUT_CONV_MODES)}, got {output_conv!r}")
+    check_graph_options(exporter, reflect_pad, output_conv)
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True (--force) to replace it")
     start = time.perf_counter()
@@ -270,31 +133,15 @@ def export_onnx(model: nn.Module, path: str, meta: Optional[Dict[str, Any]] = No
     deploy = deployable_model(model)
     if size is None:
         size = (meta or {}).get("resolution") or default_resolution(deploy)
-    size = _check_size(deploy, size)
+    size = check_size(deploy, size)
     meta = export_metadata(deploy, meta, size, source_arch)
-
-    with tempfile.TemporaryDirectory(prefix="onnx-export-") as scratch:
-        raw_path = os.path.join(scratch, "raw.onnx")
-        used = _run_exporter(exporter, deploy, example_input(deploy, size), raw_path, dynamic)
-        graph = onnx.load(raw_path)
-    nodes_exported = len(graph.graph.node)
-    graph = _slim(graph)
-    if used == "dynamo":
-        graph = downgrade_to_opset17(graph)
-        if dynamic:  # dynamo names derived dims like "4*h": use the contract's names
-            dims = [value.type.tensor_type.shape.dim
-                    for value in (graph.graph.input[0], graph.graph.output[0])]
-            rename_dims(graph, {d[i].dim_param: name for d in dims
-                                for i, name in ((0, "batch"), (2, "height"), (3, "width"))
-                                if d[i].dim_param})
-    graph.ir_version = TARGET_IR_VERSION  # the exporters write 8 (legacy) or 10 (dynamo, downgraded)
-    rewritten = rewrite_reflect_pads(graph) if reflect_pad == "slice" else 0
-    # ConvTranspose as sub-pixel Conv + DepthToSpace was tried the same way and measured slower
-    # on ONNX Runtime CPU (124 vs 118 ms for 24_24_40_56_24_56_16_40 at 256x256, 1 thread).
-    output_convs = rewrite_output_conv_s2d(graph) if output_conv == "s2d" else 0
+    # the one graph recipe (compress.models.onnx_graph): the latency search times this graph too
+    graph, built = deployable_graph(deploy, size, dynamic=dynamic, exporter=exporter,
+                                    reflect_pad=reflect_pad, output_conv=output_conv)
     check_deployable(graph, reflect_pad, source=path)
 
     input_shape, output_shape = io_shape(graph.graph.input[0]), io_shape(graph.graph.output[0])
+    used = built["exporter"]
     meta["onnx"] = {"opset": TARGET_OPSET, "ir_version": TARGET_IR_VERSION, "exporter": used,
                     "dynamic": bool(dynamic), "input_shape": input_shape, "output_shape": output_shape,
                     "multiple_of": multiple_of(deploy), "reflect_pad": reflect_pad,
@@ -304,9 +151,9 @@ def export_onnx(model: nn.Module, path: str, meta: Optional[Dict[str, Any]] = No
         f"{meta['arch']} generator, input '{INPUT_NAME}' {input_shape}, output '{OUTPUT_NAME}'")
     atomic_write(path, lambda temp: onnx.save(graph, temp), overwrite=overwrite)
     return {"path": path, "exporter": used, "opset": TARGET_OPSET, "ir_version": TARGET_IR_VERSION,
-            "nodes_exported": nodes_exported, "nodes": len(graph.graph.node),
-            "op_counts": op_counts(graph), "reflect_pads_rewritten": rewritten,
-            "output_convs_rewritten": output_convs,
+            "nodes_exported": built["nodes_exported"], "nodes": len(graph.graph.node),
+            "op_counts": op_counts(graph), "reflect_pads_rewritten": built["reflect_pads_rewritten"],
+            "output_convs_rewritten": built["output_convs_rewritten"],
             "input_shape": input_shape, "output_shape": output_shape, "metadata": meta,
             "bytes": os.path.getsize(path), "seconds": time.perf_counter() - start}
 

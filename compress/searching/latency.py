@@ -8,25 +8,28 @@ upstream issue #62), so the compression search can budget *measured* latency ins
     lut = LatencyLUT("runs/latency_lut.json")
     lut.get(lut.key(config, (256, 256), measure.describe()))
 
-Backends here: ``onnxruntime`` (the candidate is exported to ONNX in a temporary folder and run
-in an ONNX Runtime session: the deployment path of the demo on a CPU; ``device="cuda"`` uses
-the CUDA execution provider where onnxruntime-gpu is installed) and ``torch`` (eager PyTorch,
-the paper's latency.py convention). compress/ may not import engines/ or export/ (one-way
-dependencies), so TensorRT timing is not built in; any callable ``measure(model, (H, W)) ->
-latency_ms`` with a ``describe()`` dict can be passed to the search instead, and a LUT filled
-elsewhere (same JSON format, e.g. on a Jetson) is reused as it is.
+Backends here: ``onnxruntime`` and ``torch`` (eager PyTorch, the paper's latency.py convention).
+``onnxruntime`` times exactly the graph that ships: the candidate goes through
+`compress.models.onnx_graph` (`deployable_model` + `deployable_graph`, the functions
+``export.onnx`` writes its files with: exporter, onnxslim, rewrites) with the options of the
+shipped files (`SHIPPED_GRAPH`: the s2d output conv, reflect pads kept), and runs in a session configured by
+`compress.common.onnx_contract.make_session_options`, the settings of the demo's ONNX Runtime
+engine (``device="cuda"`` uses the CUDA execution provider where onnxruntime-gpu is installed).
+compress/ may not import engines/ or export/ (one-way dependencies), so TensorRT timing is not
+built in; any callable ``measure(model, (H, W)) -> latency_ms`` with a ``describe()`` dict can be
+passed to the search instead, and a LUT filled elsewhere (same JSON format, e.g. on a Jetson) is
+reused as it is.
 
-The LUT is one JSON file, keyed by network, config, input size, backend, device, threads and
-host, and written atomically after every new measurement; a repeated search re-measures nothing.
+The LUT is one JSON file, keyed by network, config, input size, backend, device, threads, host
+and, for ``onnxruntime``, the graph recipe (`compress.models.onnx_graph.graph_recipe`: entries
+timed on another graph are never reused), and written atomically after every new measurement; a
+repeated search re-measures nothing.
 """
-import inspect
 import json
 import os
 import platform
 import statistics
-import tempfile
 import time
-import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -34,6 +37,8 @@ import torch
 from torch import nn
 
 from compress.common.atomic import atomic_write_text
+from compress.common.onnx_contract import make_session_options
+from compress.models import onnx_graph
 
 BACKENDS = ("onnxruntime", "torch")
 LUT_FORMAT = "gan-compression-latency-lut/1"
@@ -61,22 +66,7 @@ def time_runs(run: Callable[[], Any], warmup: int, runs: int,
 def example_input(model: nn.Module, size_hw: Sequence[int], seed: int = 0) -> torch.Tensor:
     """A valid batch-1 input: an image in [-1, 1] (ResNet family) or a one-hot label map (SPADE)."""
     height, width = (int(v) for v in size_hw)
-    generator = torch.Generator().manual_seed(seed)
-    if getattr(model, "family", "resnet") == "spade":
-        labels = torch.randint(0, model.input_nc, (1, height, width), generator=generator)
-        return nn.functional.one_hot(labels, model.input_nc).permute(0, 3, 1, 2).float()
-    return torch.rand(1, model.input_nc, height, width, generator=generator) * 2 - 1
-
-
-def _export_for_timing(model: nn.Module, example: torch.Tensor, path: str) -> None:
-    """A plain opset-17 ONNX export (TorchScript exporter where it exists) of ``model``."""
-    kwargs: Dict[str, Any] = {}
-    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
-        kwargs["dynamo"] = False  # writes true opset 17; the dynamo exporter would need a downgrade
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer and deprecation chatter
-        torch.onnx.export(model, (example,), path, opset_version=17, input_names=["input"],
-                          output_names=["output"], do_constant_folding=True, **kwargs)
+    return onnx_graph.example_input(model, (height, width), 1, torch.Generator().manual_seed(seed))
 
 
 class LatencyMeasurer:
@@ -88,10 +78,13 @@ class LatencyMeasurer:
         threads: intra-op threads (ONNX Runtime session / torch.set_num_threads during timing);
             None leaves the library default. Part of the LUT key: fix it for comparable numbers.
         warmup, runs: untimed warm-up runs, then timed runs; the median is returned.
+        graph_options: ``onnxruntime`` only: options of `compress.models.onnx_graph.deployable_graph`
+            (exporter, reflect_pad, output_conv); default `SHIPPED_GRAPH`, those of the shipped
+            files. Set them to the ``export.onnx`` options you will ship with; part of the LUT key.
     """
 
     def __init__(self, backend: str = "onnxruntime", device: str = "cpu", threads: Optional[int] = 1,
-                 warmup: int = 10, runs: int = 50):
+                 warmup: int = 10, runs: int = 50, graph_options: Optional[Dict[str, str]] = None):
         if backend not in BACKENDS:
             raise ValueError(f"latency backend must be one of {', '.join(BACKENDS)}, got {backend!r} "
                              "(TensorRT timing: pass your own measure callable, see "
@@ -102,13 +95,23 @@ class LatencyMeasurer:
             raise ValueError(f"latency threads must be >= 1, got {threads}")
         if runs < 1 or warmup < 0:
             raise ValueError(f"latency runs must be >= 1 and warmup >= 0, got {runs} and {warmup}")
+        self.graph_options = dict(onnx_graph.SHIPPED_GRAPH, **(graph_options or {}))
+        unknown = sorted(set(self.graph_options) - set(onnx_graph.SHIPPED_GRAPH))
+        if unknown:
+            raise ValueError(f"unknown latency graph options {unknown}; valid: "
+                             f"{', '.join(sorted(onnx_graph.SHIPPED_GRAPH))}")
+        onnx_graph.check_graph_options(**self.graph_options)
         self.backend, self.device, self.threads = backend, device, threads
         self.warmup, self.runs = warmup, runs
 
     def describe(self) -> Dict[str, Any]:
-        """What identifies a measurement in the LUT (runs/warm-up are not part of the key)."""
-        return {"backend": self.backend, "device": self.device, "threads": self.threads,
-                "host": platform.node() or "unknown"}
+        """What identifies a measurement in the LUT (runs/warm-up are not part of the key): for
+        ``onnxruntime`` also the recipe of the timed graph (eager ``torch`` times no graph)."""
+        setting = {"backend": self.backend, "device": self.device, "threads": self.threads,
+                   "host": platform.node() or "unknown"}
+        if self.backend == "onnxruntime":
+            setting["graph"] = onnx_graph.graph_recipe(self.graph_options)
+        return setting
 
     def __call__(self, model: nn.Module, size_hw: Sequence[int]) -> float:
         model = model.eval()
@@ -116,6 +119,12 @@ class LatencyMeasurer:
         if self.backend == "torch":
             return statistics.median(self._time_torch(model, example))
         return statistics.median(self._time_onnxruntime(model, example))
+
+    def graph(self, model: nn.Module, size_hw: Sequence[int]):
+        """The ``onnx.ModelProto`` timed for ``model`` at ``size_hw``: the graph ``export.onnx``
+        writes with these options, built by the same functions (without its metadata)."""
+        deploy = onnx_graph.deployable_model(model.cpu())
+        return onnx_graph.deployable_graph(deploy, size_hw, **self.graph_options)[0]
 
     def _time_torch(self, model: nn.Module, example: torch.Tensor) -> List[float]:
         device = torch.device(self.device)
@@ -133,12 +142,8 @@ class LatencyMeasurer:
 
     def _time_onnxruntime(self, model: nn.Module, example: torch.Tensor) -> List[float]:
         import onnxruntime as ort
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        if self.threads is not None:
-            options.intra_op_num_threads = self.threads
-            options.inter_op_num_threads = 1
+        # the session settings of the demo's ONNX Runtime engine (engines.onnx_engine)
+        options = make_session_options(self.threads, "all")
         providers: List[Any] = ["CPUExecutionProvider"]
         if self.device != "cpu":
             index = self.device.partition(":")[2] or "0"
@@ -146,10 +151,8 @@ class LatencyMeasurer:
                 raise ValueError(f"latency device {self.device!r} needs onnxruntime-gpu "
                                  "(CUDAExecutionProvider); use latency_device = \"cpu\"")
             providers = [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
-        with tempfile.TemporaryDirectory(prefix="latency-") as scratch:
-            path = os.path.join(scratch, "candidate.onnx")
-            _export_for_timing(model.cpu(), example, path)
-            session = ort.InferenceSession(path, options, providers=providers)
+        graph = self.graph(model, example.shape[2:])
+        session = ort.InferenceSession(graph.SerializeToString(), options, providers=providers)
         feed = {session.get_inputs()[0].name: example.numpy().astype(np.float32)}
         return time_runs(lambda: session.run(None, feed), self.warmup, self.runs)
 
@@ -160,9 +163,10 @@ class LatencyLUT:
     """Measured latencies in a JSON file: ``{"format", "entries": {key: entry}}``.
 
     Keys name the network, config, size and measurement setting, e.g.
-    ``sub_mobile_resnet_9blocks(input_nc=3,...):16_16_32_16_32_32_16_16@256x256|onnxruntime|cpu|t1|myhost``;
-    an entry holds ``latency_ms`` plus what it was measured with. ``path=None`` keeps the table
-    in memory.
+    ``sub_mobile_resnet_9blocks(input_nc=3,...):16_16_32_16_32_32_16_16@256x256|onnxruntime|cpu|t1|myhost``
+    followed, when the setting names one, by the timed graph's recipe
+    (``|onnx1(exporter=auto,output_conv=s2d,reflect_pad=keep)``); an entry holds ``latency_ms``
+    plus what it was measured with. ``path=None`` keeps the table in memory.
     """
 
     def __init__(self, path: Optional[str] = None):
@@ -183,9 +187,12 @@ class LatencyLUT:
     def key(config: str, size_hw: Sequence[int], setting: Dict[str, Any], network: str = "") -> str:
         threads = setting.get("threads")
         prefix = f"{network}:" if network else ""
+        # Entries written before the graph recipe was part of the key were timed on a plain
+        # export (no onnxslim, no s2d output conv): their keys lack it, so they never match.
+        graph = f"|{setting['graph']}" if setting.get("graph") else ""
         return (f"{prefix}{config}@{int(size_hw[0])}x{int(size_hw[1])}|{setting['backend']}"
                 f"|{setting['device']}|t{threads if threads is not None else 'default'}"
-                f"|{setting.get('host', 'unknown')}")
+                f"|{setting.get('host', 'unknown')}{graph}")
 
     def get(self, key: str) -> Optional[float]:
         entry = self.entries.get(key)
