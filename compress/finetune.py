@@ -24,7 +24,8 @@ from torch import nn
 from compress.common.config import option
 from compress.distillation.objective import fixed_sampler
 from compress.distillation.stages import Stage, StudentPlan, run_stage, stage_main
-from compress.distillation.stage_config import StageConfig, check_choices
+from compress.common.settings import check_choices
+from compress.distillation.stage_config import StageConfig
 
 MODES = ("in_supernet", "standalone")
 

@@ -33,7 +33,8 @@ from compress.distillation.calibration import calibrate_batchnorm, calibration_b
 from compress.distillation.objective import sandwich_sampler, uniform_sampler
 from compress.distillation.stages import (Stage, StudentPlan, load_weights, run_stage, stage_main,
                                           student_kwargs)
-from compress.distillation.stage_config import StageConfig, check_choices
+from compress.common.settings import check_choices
+from compress.distillation.stage_config import StageConfig
 
 SUPERNET_ARCH = {"resnet": "super_mobile_resnet_9blocks", "spade": "super_mobile_spade"}
 

@@ -54,7 +54,8 @@ def require(cfg: Any, key: str, hint: str) -> None:
 
 @dataclass
 class Settings:
-    """The root of the groups: the range checks shared by name (`check_ranges`), run once."""
+    """The root of the groups: the range checks shared by name (`check_ranges`: sizes, batch
+    size, threads, learning rates, ...), run once; the groups add only what it does not cover."""
 
     def __post_init__(self) -> None:
         check_ranges(self)
@@ -116,10 +117,6 @@ class BatchSettings(Settings):
     batch_size: int = option(4, "batch size per process")
     seed: int = option(233, "random seed (weights, data order, augmentation, sampled configs)")
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_positive(self, ("batch_size",))
-
 
 @dataclass
 class OptimizerSettings(BatchSettings):
@@ -158,8 +155,7 @@ class EvaluationSettings(DeviceSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_choices(self, {"eval_metric": EVAL_METRICS})
-        check_positive(self, ("eval_max_images",))
+        check_choices(self, {"eval_metric": EVAL_METRICS})  # eval_max_images: check_ranges
         if self.input_kind not in (None,) + INPUT_KINDS:
             raise ValueError(f"input_kind must be label, sketch or image, got {self.input_kind!r}")
 

@@ -18,10 +18,7 @@ from typing import Optional
 
 from compress.common.config import option
 from compress.common.settings import (BatchSettings, DiscriminatorSettings, EvaluationSettings,
-                                      OptimizerSettings, RunSettings, TrainingDataSettings, check_choices,
-                                      check_positive, require)
-
-__all__ = ["DataConfig", "StageConfig", "check_choices", "check_positive"]
+                                      OptimizerSettings, RunSettings, TrainingDataSettings, require)
 
 
 @dataclass
