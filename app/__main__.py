@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"lower the inference threads' priority by this nice increment so "
                              f"drawing stays smooth when the cores are busy (Linux; default "
                              f"{WORKER_NICE}, 0 = same priority as the GUI)")
+    parser.add_argument("--original-on-release", action="store_true",
+                        help="while a stroke is drawn only the compressed model renders; the original "
+                             "renders when the stroke ends (keeps a slow teacher usable; View menu)")
+    parser.add_argument("--difference", action="store_true",
+                        help="start with the difference view: the compressed pane shows a heat map of "
+                             "|original - compressed| and its PSNR (View menu, Ctrl+D)")
     parser.add_argument("--sample", help="a label map / sketch file to start with")
     parser.add_argument("--screenshot", metavar="PNG",
                         help="render offscreen (a drawn facade, or a sample sketch in sketch "
@@ -190,7 +196,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     window = None
     try:
         window = MainWindow(original, compressed, backend=args.backend, device=args.device,
-                            threads=args.threads or default_threads(), worker_nice=args.nice)
+                            threads=args.threads or default_threads(), worker_nice=args.nice,
+                            original_on_release=args.original_on_release)
+        window.set_difference_view(args.difference)
         if args.sample:
             window.open_label_map(args.sample)
     except (OSError, ValueError) as error:  # FileNotFoundError is an OSError

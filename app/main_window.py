@@ -4,6 +4,8 @@ Rendering: every edit of the canvas starts a ~30 ms throttle timer (not a deboun
 out every 30 ms while drawing), a mouse release renders at once, and the Live toggle switches to
 manual rendering (Render button, Ctrl+Return). Each render request carries one id and a snapshot
 of the map to both panes' workers, which drop stale requests themselves (see inference_worker).
+With "original renders on stroke end" the throttled requests go to the compressed pane only and
+the original renders the stroke's final state (a slow teacher stays usable; see window_views).
 Nothing here waits on inference: the GUI thread only copies the map and paints images.
 """
 import os
@@ -25,6 +27,7 @@ from app.result_pane import ResultPane
 from app.status_line import StatusLine
 from app.window_actions import WindowActions
 from app.window_files import PANES, WindowFiles, info_line
+from app.window_views import WindowViews
 from compress.common.palettes import Palette, load_palette
 from engines.factory import open_engine
 
@@ -33,17 +36,19 @@ DEFAULT_BRUSH_PX = {"label": 12, "sketch": 2}
 REQUEST_LOG_SIZE = 4096  # request id -> (map version, time) kept for latency figures
 
 
-class MainWindow(WindowActions, WindowFiles, QMainWindow):
+class MainWindow(WindowActions, WindowFiles, WindowViews, QMainWindow):
     """The demo window. ``opener`` builds engines (tests pass slow fakes); ``threads`` is the
     intra-op CPU thread count per pane (None: backend default); ``worker_nice`` lowers the
-    inference threads' priority (Linux nice increment) so the GUI thread wins the cores.
+    inference threads' priority (Linux nice increment) so the GUI thread wins the cores;
+    ``original_on_release``: the original pane renders only when a stroke ends.
     ``ask(title, question) -> bool`` asks the user a yes/no question (tests answer it)."""
 
     def __init__(self, original: str, compressed: str, backend: Optional[str] = None,
                  device: Optional[str] = None, threads: Optional[int] = None,
                  opener: EngineOpener = open_engine, seed: Optional[int] = None,
-                 worker_nice: int = 0):
+                 worker_nice: int = 0, original_on_release: bool = False):
         super().__init__()
+        self._init_views(original_on_release)
         self.backend, self.device, self.threads = backend, device, threads
         self.paths: Dict[str, str] = {}  # the files the panes run (maybe a backend's sibling)
         self.opened_paths: Dict[str, str] = {}  # the files the user opened
@@ -75,7 +80,7 @@ class MainWindow(WindowActions, WindowFiles, QMainWindow):
         self.render_timer = QTimer(self)
         self.render_timer.setSingleShot(True)
         self.render_timer.setInterval(THROTTLE_MS)
-        self.render_timer.timeout.connect(self.submit_render)
+        self.render_timer.timeout.connect(lambda: self.submit_render(drawing=True))
         self.canvas.edited.connect(self._on_edited)
         self.canvas.strokeFinished.connect(self._on_stroke_finished)
         self.canvas.brushSizeChanged.connect(self.palette_panel.set_brush_size)
@@ -90,6 +95,7 @@ class MainWindow(WindowActions, WindowFiles, QMainWindow):
             worker.failed.connect(lambda message, n=name: self._on_failed(n, message))
             worker.rendered.connect(self.panes[name].show_result)
             worker.rendered.connect(lambda _id, _image, timings, n=name: self._check_output(n, timings))
+            worker.rendered.connect(lambda rid, image, _t, n=name: self.track_output(n, rid, image))
             self.workers[name] = (worker, thread)
         self._build_actions()
         self.resize(1560, 600)
@@ -300,7 +306,7 @@ class MainWindow(WindowActions, WindowFiles, QMainWindow):
                 f"{info_line(self.engine_info['compressed'])}")
         last = self._last_request
         if last is not None and last.version == self.label_map.version:
-            self.workers[name][0].submit(last)  # same id as the other pane: they stay in step
+            self.send(name, last)  # same id as the other pane: they stay in step
         else:
             self.submit_render(force=True)
 
@@ -348,21 +354,22 @@ class MainWindow(WindowActions, WindowFiles, QMainWindow):
             self.render_timer.stop()
             self.submit_render()  # forced now: the final state of the stroke
 
-    def submit_render(self, force: bool = False) -> int:
+    def submit_render(self, force: bool = False, drawing: bool = False) -> int:
         """Send the current map to the workers; returns the request id (-1 when skipped: the
-        map did not change since the last request and nothing forces a render)."""
-        version = self.label_map.version
-        if not force and version == self._submitted_version:
-            return -1
+        map did not change since the last request and nothing forces a render). ``drawing``:
+        a throttled request in the middle of a stroke (see original_on_release)."""
         if self._benchmark is not None and self._benchmark.running:
             return -1  # keep the cores for the benchmark; the release after it renders
+        version = self.label_map.version
+        if not force and version == self._submitted_version:
+            return -1 if drawing else self.catch_up_original()
         self._submitted_version = version
         self.request_id += 1
         request = RenderRequest(self.request_id, self.label_map.snapshot(), version)
         self.request_log[self.request_id] = (version, request.submitted_s)
         self.request_log.pop(self.request_id - REQUEST_LOG_SIZE, None)  # bounded: hours of drawing
         self._last_request = request
-        for name in PANES:
+        for name in self.render_targets(drawing):
             self.workers[name][0].submit(request)  # one snapshot, read-only, shared by both
         return self.request_id
 
@@ -435,7 +442,8 @@ class MainWindow(WindowActions, WindowFiles, QMainWindow):
         text = ("<b>Tools</b>: B brush, E eraser, F fill, R rectangle, L line; right-drag erases; "
                 "mouse wheel: brush size<br><b>Classes</b>: 1-9, 0, -, =<br><b>Edit</b>: Ctrl+Z undo, "
                 "Ctrl+Shift+Z redo, Ctrl+Backspace clear<br><b>Render</b>: Ctrl+L live on/off, "
-                "Ctrl+Return render now<br><b>Files</b>: Ctrl+O open, Ctrl+N random sample, Ctrl+S "
+                "Ctrl+Return render now<br><b>View</b>: Ctrl+D difference |original \u2212 compressed|"
+                "<br><b>Files</b>: Ctrl+O open, Ctrl+N random sample, Ctrl+S "
                 "save label map, Ctrl+Shift+S save outputs<br><b>Benchmark</b>: Ctrl+B")
         box = QMessageBox(QMessageBox.Icon.Information, "Keyboard shortcuts", text, parent=self)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)

@@ -1,5 +1,7 @@
 """ResultPane: one generator's output with a legible overlay of how it was produced and how fast.
 
+The pane can instead show the difference view: a heat map of |original − compressed| with its
+PSNR (computed by the window with `app.difference`), for the request both panes rendered.
 The overlay shows the backend and device, the latency as an exponential moving average (so the
 number is readable while drawing), the frame rate that latency allows, and the model's MACs and
 parameters from its metadata. These are live figures of the app's own path (pre-process,
@@ -19,6 +21,7 @@ from engines.bench_results import human_count
 TEXT_ALIGNMENT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter  # novermin
 EMA_WEIGHT = 0.2  # weight of the newest sample: about the last 5 frames dominate
 FPS_WINDOW_S = 2.0  # frames shown per second are counted over this window
+STALE_NOTE = "\u23f8 stale: the canvas changed (Ctrl+Return renders)"
 
 
 class LatencyEma:
@@ -60,6 +63,11 @@ class ResultPane(QWidget):
         self.status = "loading model..."
         self.problem: Optional[str] = None  # what is wrong with the last output (NaN, size), if anything
         self.stale = False  # live rendering off and the canvas changed since this output
+        self.stale_note = STALE_NOTE  # why it is stale (manual rendering, or renders on release)
+        self.show_difference = False  # paint the difference heat map instead of the output
+        self.difference: Optional[QImage] = None
+        self.difference_psnr_db: Optional[float] = None
+        self.difference_id = -1  # the request the heat map belongs to
         self.blank = False  # the last frame stands for a blank canvas (see app.inference_worker)
         self._arrivals: Deque[float] = deque()  # perf_counter() stamps of recent frames
         self.infer_ema, self.total_ema = LatencyEma(), LatencyEma()
@@ -100,10 +108,21 @@ class ResultPane(QWidget):
         self.frames += 1
         self.update()
 
-    def set_stale(self, stale: bool) -> None:
-        if stale != self.stale:
-            self.stale = stale
+    def set_stale(self, stale: bool, note: str = STALE_NOTE) -> None:
+        """Mark the output as behind the canvas; ``note`` says why (shown in the overlay)."""
+        if stale != self.stale or note != self.stale_note:
+            self.stale, self.stale_note = stale, note
             self.update()
+
+    def set_difference(self, request_id: int, image: Optional[QImage], psnr_db: Optional[float]) -> None:
+        """The heat map of |original − compressed| for ``request_id`` (None: no difference yet)."""
+        self.difference, self.difference_psnr_db, self.difference_id = image, psnr_db, request_id
+        if self.show_difference:
+            self.update()
+
+    def set_show_difference(self, show: bool) -> None:
+        self.show_difference = bool(show)
+        self.update()
 
     def clear_result(self) -> None:
         self.image, self.request_id, self._announced_id, self.problem = None, -1, -1, None
@@ -122,7 +141,9 @@ class ResultPane(QWidget):
         if self.problem:
             lines.append(f"\u26a0 bad output: {self.problem}")
         if self.stale and self.image is not None:
-            lines.append("\u23f8 stale: the canvas changed (Ctrl+Return renders)")
+            lines.append(self.stale_note)
+        if self.show_difference:
+            lines.append(self.difference_line())
         if self.blank and not self.status:
             lines.append("blank canvas: draw to render")
         elif self.status:
@@ -131,6 +152,14 @@ class ResultPane(QWidget):
             lines.append(f"{self.total_ema.value_ms:.1f} ms (EMA) \u00b7 infer "
                          f"{self.infer_ema.value_ms:.1f} ms \u00b7 {self.shown_fps():.1f} frames/s shown")
         return lines
+
+    def difference_line(self) -> str:
+        if self.difference is None:
+            return "difference: waiting for both panes to render one request"
+        psnr = self.difference_psnr_db
+        figure = "identical" if psnr is None or psnr == float("inf") else f"PSNR {psnr:.1f} dB"
+        behind = "" if self.difference_id == self.request_id else " (of an earlier request)"
+        return f"|original \u2212 compressed| \u00b7 {figure}{behind}"
 
     def shown_fps(self, now_s: Optional[float] = None) -> float:
         """Frames that actually arrived per second over the last FPS_WINDOW_S seconds (0 while
@@ -156,9 +185,10 @@ class ResultPane(QWidget):
         painter = QPainter(self)
         painter.fillRect(self.rect(), self.palette().window())
         target = self.image_rect()
-        if self.image is not None and not self.image.isNull():
+        shown = self.difference if self.show_difference and self.difference is not None else self.image
+        if shown is not None and not shown.isNull():
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-            painter.drawImage(target, self.image)
+            painter.drawImage(target, shown)
         else:
             painter.fillRect(target, QColor(96, 98, 104))  # waiting for the first frame
         self._paint_overlay(painter, target)

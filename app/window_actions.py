@@ -41,6 +41,7 @@ class WindowActions:
         self._build_file_menu(menu.addMenu("&File"))
         self._build_edit_and_tools(menu.addMenu("&Edit"), menu.addMenu("&Tools"))
         self._build_model_menu(menu.addMenu("&Model"))
+        self._build_view_menu(menu.addMenu("&View"))  # app.window_views
         menu.addMenu("&Benchmark").addAction(self._action("&Run benchmark...", self.open_benchmark, "Ctrl+B"))
         menu.addMenu("&Help").addAction(self._action("&Keyboard shortcuts", self.show_shortcuts, "F1"))
         self._build_toolbar()
