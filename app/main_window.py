@@ -116,6 +116,8 @@ class MainWindow(WindowActions, WindowFiles, WindowViews, QMainWindow):
             column = QVBoxLayout()
             column.addWidget(caption)
             column.addWidget(widget, stretch=1)
+            if widget is self.panes["compressed"]:
+                column.addWidget(self.compute_slider)  # hidden unless the pair ships a ladder
             row.addLayout(column, stretch=1)
         self.banner.setStyleSheet("background: #fff3c4; color: #5a4500; padding: 4px;")
         self.banner.setVisible(False)
@@ -146,6 +148,7 @@ class MainWindow(WindowActions, WindowFiles, WindowViews, QMainWindow):
         self._setup_document(metadata["original"])
         for name, path in (("original", original), ("compressed", compressed)):
             self._open_pane(name, path, metadata[name])
+        self.update_rungs()
 
     def open_pair(self, pair: "model_pairs.ModelPair") -> None:
         """Both panes on a pair (Model > Pair); the canvas follows its input kind."""
@@ -182,6 +185,7 @@ class MainWindow(WindowActions, WindowFiles, WindowViews, QMainWindow):
         self.pair_name = _pair_name_of(paths.get("original", ""), paths.get("compressed", ""))
         self.opened_paths[name] = path
         self._open_pane(name, path, metadata)
+        self.update_rungs()
         self._update_file_actions()
 
     def offer_pair_switch(self, name: str, path: str, metadata: Optional[Dict[str, Any]] = None) -> bool:
@@ -463,9 +467,10 @@ class MainWindow(WindowActions, WindowFiles, WindowViews, QMainWindow):
 
 
 def _pair_name_of(original: str, compressed: str) -> Optional[str]:
-    """The name of the discovered pair made of exactly these two files (None otherwise)."""
+    """The name of the discovered pair made of exactly these two files, the compressed one
+    being any rung of its ladder (None otherwise)."""
     for pair in model_pairs.discover_pairs():
-        if (os.path.abspath(pair.original), os.path.abspath(pair.compressed)) == (
-                os.path.abspath(original), os.path.abspath(compressed)):
+        if os.path.abspath(pair.original) == os.path.abspath(original) and os.path.abspath(
+                compressed) in {os.path.abspath(path) for path in pair.students()}:
             return pair.name
     return None

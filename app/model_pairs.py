@@ -3,17 +3,21 @@
 The shipped pairs are the folders ``assets/models/<name>/`` holding ``original.onnx`` and
 ``compressed.onnx`` (facades, edges2shoes, ...); the untrained placeholders that
 ``python -m export.placeholders`` builds into ``build/placeholder_models/`` are the pair
-"placeholders". The Model > Pair menu, ``python -m app --pair NAME`` and the "switch the pair?"
+"placeholders". A pair may ship a compute ladder: more students of other budgets in
+``<folder>/ladder/*.onnx``; with the default student they are the pair's ``rungs``, ordered from
+the fewest MACs to the most, which the compressed pane's compute slider switches between.
+The Model > Pair menu, ``python -m app --pair NAME`` and the "switch the pair?"
 offer (when a pane is given a model of another input kind) all come from `discover_pairs`.
 Qt-free and torch-free: metadata is peeked as `app.model_files` does.
 """
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from app import model_files
 
 PLACEHOLDER_PAIR = "placeholders"
+LADDER_DIR = "ladder"  # inside a pair's folder: the other students of its compute ladder
 
 
 @dataclass(frozen=True)
@@ -21,10 +25,15 @@ class ModelPair:
     name: str          # folder name: "facades", "edges2shoes", or "placeholders"
     original: str      # path of the original (teacher) model
     compressed: str    # path of the compressed (student) model
+    rungs: Tuple[str, ...] = ()  # compute ladder: students by MACs, compressed among them (or empty)
 
     @property
     def placeholder(self) -> bool:
         return self.name == PLACEHOLDER_PAIR
+
+    def students(self) -> Tuple[str, ...]:
+        """Every compressed model of the pair: the ladder's rungs, or just the default student."""
+        return self.rungs or (self.compressed,)
 
 
 def discover_pairs(model_dir: Optional[str] = None, placeholder_dir: Optional[str] = None) -> List[ModelPair]:
@@ -45,8 +54,26 @@ def discover_pairs(model_dir: Optional[str] = None, placeholder_dir: Optional[st
 def _pair_in(name: str, folder: str) -> Optional[ModelPair]:
     original, compressed = (os.path.join(folder, f"{role}.onnx") for role in ("original", "compressed"))
     if os.path.isfile(original) and os.path.isfile(compressed):
-        return ModelPair(name, original, compressed)
+        return ModelPair(name, original, compressed, ladder_rungs(folder, compressed))
     return None
+
+
+def ladder_rungs(folder: str, compressed: str) -> Tuple[str, ...]:
+    """The default student plus ``<folder>/ladder/*.onnx``, ordered by their metadata's MACs
+    (fewest first; unreadable files are left out: opening them would report the problem);
+    empty when the pair ships no ladder."""
+    ladder = os.path.join(folder, LADDER_DIR)
+    if not os.path.isdir(ladder):
+        return ()
+    paths = [compressed] + [os.path.join(ladder, name) for name in sorted(os.listdir(ladder))
+                            if name.lower().endswith(".onnx")]
+    macs = {}
+    for path in paths:
+        try:
+            macs[path] = float(model_files.peek_metadata(path).get("macs") or 0)
+        except (OSError, ValueError):
+            continue
+    return tuple(sorted(macs, key=lambda path: (macs[path], path))) if len(macs) > 1 else ()
 
 
 def find_pair(name: str, pairs: Optional[List[ModelPair]] = None) -> ModelPair:

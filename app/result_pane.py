@@ -136,8 +136,10 @@ class ResultPane(QWidget):
             meta = self.info.get("metadata", {})
             lines.append(f"{self.info.get('backend', '?')} on {self.info.get('device', '?')}"
                          f" \u00b7 {meta.get('arch', '?')}")
+            measured = meta.get("latency_ms")  # a ladder rung's benchmark, when it carries one
             lines.append(f"MACs {human_count(meta.get('macs'), '?')} \u00b7 "
-                         f"params {human_count(meta.get('params'), '?')}")
+                         f"params {human_count(meta.get('params'), '?')}"
+                         + (f" \u00b7 bench {measured:.1f} ms" if isinstance(measured, (int, float)) else ""))
         if self.problem:
             lines.append(f"\u26a0 bad output: {self.problem}")
         if self.stale and self.image is not None:

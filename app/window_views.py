@@ -1,5 +1,10 @@
-"""The main window's comparison views (a mixin of `app.main_window.MainWindow`): the difference
-view and "original renders on stroke end".
+"""The main window's comparison views (a mixin of `app.main_window.MainWindow`): the compute
+slider, the difference view and "original renders on stroke end".
+
+- **Compute slider** (under the compressed pane, when the pair ships a ladder): switches the
+  compressed pane between the pair's students live. The worker opens the new rung on its own
+  thread (the GUI never waits), drops the requests queued for the old one, and renders the
+  current drawing as soon as the rung is open; the old output stays on screen until then.
 
 - **Difference view** (View menu, Ctrl+D): the compressed pane shows a heat map of
   |original − compressed| with its PSNR (`app.difference`), computed on the GUI thread (a few
@@ -9,10 +14,13 @@ view and "original renders on stroke end".
   stroke's final state when the mouse is released. A slow teacher (a Jetson, a busy CPU) then
   never holds the student's live feedback back, and the original pane says it is waiting.
 """
+import os
 from typing import Dict, Optional, Tuple
 
 from PyQt6.QtGui import QImage
 
+from app import model_files, model_pairs
+from app.compute_slider import ComputeSlider
 from app.difference import DifferenceTracker
 from app.image_io import numpy_to_qimage, qimage_to_rgb
 from app.window_files import PANES
@@ -22,12 +30,42 @@ RELEASE_NOTE = "\u23f8 renders when the stroke ends"
 
 class WindowViews:
     """Difference view and release-only rendering of the original pane; needs the MainWindow
-    attributes ``panes``, ``workers``, ``label_map`` and ``_last_request``."""
+    attributes ``panes``, ``workers``, ``label_map``, ``paths``, ``metadata`` and ``_last_request``."""
 
     def _init_views(self, original_on_release: bool) -> None:
         self.original_on_release = bool(original_on_release)
         self.differences = DifferenceTracker()
         self._sent_ids: Dict[str, int] = {}  # pane -> newest request id submitted to its worker
+        self.compute_slider = ComputeSlider()
+        self.compute_slider.rungSelected.connect(self.switch_rung)
+
+    # -- compute ladder -------------------------------------------------------------------------
+    def update_rungs(self) -> None:
+        """Show the slider when the open pair ships a ladder and the compressed pane runs one
+        of its rungs (hidden otherwise)."""
+        pair = next((p for p in model_pairs.discover_pairs() if p.name == self.pair_name), None)
+        rungs = pair.rungs if pair is not None else ()
+        metadata = []
+        for path in rungs:
+            try:
+                metadata.append(model_files.peek_metadata(path))
+            except (OSError, ValueError):
+                metadata.append({})
+        self.compute_slider.set_rungs(rungs, metadata, self.paths.get("compressed"))
+
+    def switch_rung(self, path: str) -> None:
+        """Run the compressed pane on another rung of the ladder, without blocking the GUI."""
+        if os.path.abspath(path) == os.path.abspath(self.paths.get("compressed", "")):
+            return
+        self.paths["compressed"] = self.opened_paths["compressed"] = path
+        self.metadata["compressed"] = model_files.peek_metadata(path)
+        self.engine_info.pop("compressed", None)
+        self.differences.clear()  # the heat map of the old rung no longer applies
+        self.panes["compressed"].set_difference(-1, None, None)
+        self.panes["compressed"].set_status(f"switching to {os.path.basename(path)}...")
+        backend = self.backend if model_files.backend_of(path) == self.backend else None
+        self.workers["compressed"][0].request_open(path, backend, self.device, self.threads)
+        self._update_title()
 
     def _build_view_menu(self, view_menu) -> None:
         self.difference_action = self._action(
