@@ -5,15 +5,17 @@ thread), times warm-up plus N runs of each model engine-only and end-to-end, and
 through signals; Cancel sets a threading.Event the benchmark polls between runs. The dialog then
 shows the table, the speedup next to the MAC ratio (a MACs cut does not carry over evenly to
 every backend), the latency-vs-MACs plot, and exports CSV/JSON through engines.bench's writers.
+When the open pair ships a compute ladder, "whole ladder" benchmarks the original and every rung
+in one run (speedups against the original, one point per rung on the plot).
 """
 import os
 import tempfile
 import threading
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from PyQt6.QtCore import QObject, Qt, QThread, pyqtSignal, pyqtSlot
 from PyQt6.QtGui import QPixmap
-from PyQt6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout,
+from PyQt6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout,
                              QHeaderView, QLabel, QMessageBox, QProgressBar, QPushButton, QSpinBox,
                              QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
@@ -88,13 +90,17 @@ class BenchmarkWorker(QObject):
 
 
 class BenchmarkDialog(QDialog):
-    """Settings, progress, results table, speedup, plot and exports for the two panes' models."""
+    """Settings, progress, results table, speedup, plot and exports for the two panes' models;
+    ``ladder``: (label, path) of every rung of the pair's compute ladder, offered as a choice."""
 
     def __init__(self, models: Sequence[str], labels: Sequence[str], device: Optional[str] = None,
-                 threads: Optional[int] = None, parent: Optional[QWidget] = None):
+                 threads: Optional[int] = None, parent: Optional[QWidget] = None,
+                 ladder: Sequence[Tuple[str, str]] = ()):
         super().__init__(parent)
         self.setWindowTitle("Benchmark: original vs compressed")
         self.models, self.labels, self.device = list(models), list(labels), device
+        self.pane_models, self.pane_labels = list(models), list(labels)
+        self.ladder = list(ladder)
         self.results: List[BenchResult] = []
         self._settings: Dict[str, Any] = {}
         self._scratch = tempfile.TemporaryDirectory(prefix="app-bench-")
@@ -113,8 +119,14 @@ class BenchmarkDialog(QDialog):
         form.addRow("Timed runs per mode", self.runs)
         form.addRow("Warm-up runs", self.warmup)
         form.addRow("CPU threads", self.threads)
-        models_text = "<br>".join(f"<b>{label}</b>: {path}" for label, path in zip(labels, models))
-        form.addRow(QLabel(models_text))
+        self.whole_ladder = QCheckBox(f"Whole compute ladder: the original and all {len(self.ladder)} "
+                                      "students")
+        self.whole_ladder.setVisible(len(self.ladder) >= 2)
+        self.whole_ladder.toggled.connect(self._choose_models)
+        form.addRow(self.whole_ladder)
+        self.models_label = QLabel()
+        form.addRow(self.models_label)
+        self._choose_models(False)
 
         self.start_button = QPushButton("Start")
         self.start_button.clicked.connect(self.start)
@@ -165,6 +177,18 @@ class BenchmarkDialog(QDialog):
         self.worker.failed.connect(self._on_failed)
         self._thread.start()
 
+    def _choose_models(self, whole_ladder: bool) -> None:
+        """The two panes' models, or the original plus every rung (fewest MACs first)."""
+        if whole_ladder and len(self.ladder) >= 2:
+            self.models = [self.pane_models[0]] + [path for _, path in self.ladder]
+            self.labels = [self.pane_labels[0]] + [label for label, _ in self.ladder]
+        else:
+            self.models, self.labels = list(self.pane_models), list(self.pane_labels)
+        self.models_label.setText("<br>".join(f"<b>{label}</b>: {path}"
+                                              for label, path in zip(self.labels, self.models)))
+        if hasattr(self, "table"):
+            self._fit_table()
+
     # -- running -----------------------------------------------------------------------------
     @property
     def running(self) -> bool:
@@ -190,7 +214,7 @@ class BenchmarkDialog(QDialog):
     def _set_running(self, running: bool) -> None:
         self.start_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
-        for widget in (self.runs, self.warmup, self.threads):
+        for widget in (self.runs, self.warmup, self.threads, self.whole_ladder):
             widget.setEnabled(not running)
         has_results = bool(self.results) and not running
         self.csv_button.setEnabled(has_results)

@@ -428,7 +428,7 @@ class MainWindow(WindowActions, WindowFiles, WindowViews, QMainWindow):
         """A dialog benchmarking the files the panes show, with the panes' device and threads."""
         self.render_timer.stop()
         dialog = BenchmarkDialog([self.paths[n] for n in PANES], list(PANES), self.device,
-                                 self.threads, parent=self)
+                                 self.threads, parent=self, ladder=self.ladder_labels())
         self._benchmark = dialog
         dialog.finished.connect(self._benchmark_closed)
         return dialog

@@ -15,7 +15,7 @@ slider, the difference view and "original renders on stroke end".
   never holds the student's live feedback back, and the original pane says it is waiting.
 """
 import os
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from PyQt6.QtGui import QImage
 
@@ -52,6 +52,12 @@ class WindowViews:
             except (OSError, ValueError):
                 metadata.append({})
         self.compute_slider.set_rungs(rungs, metadata, self.paths.get("compressed"))
+
+    def ladder_labels(self) -> List[Tuple[str, str]]:
+        """(label, path) of each rung the slider offers (empty without a ladder)."""
+        slider = self.compute_slider
+        return [(f"rung {i + 1}: {meta.get('rung') or os.path.splitext(os.path.basename(path))[0]}", path)
+                for i, (path, meta) in enumerate(zip(slider.paths, slider.metadata))]
 
     def switch_rung(self, path: str) -> None:
         """Run the compressed pane on another rung of the ladder, without blocking the GUI."""

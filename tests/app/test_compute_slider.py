@@ -65,3 +65,24 @@ def test_the_slider_switches_the_compressed_pane_between_rungs_live(qtbot, ladde
         assert not slider.isVisible()
     finally:
         window.shutdown()
+
+
+def test_the_benchmark_dialog_runs_the_whole_ladder(qtbot, ladder_dir):
+    window = open_window(qtbot, ladder_dir / "original.onnx", ladder_dir / "compressed.onnx")
+    try:
+        dialog = window.benchmark_dialog()
+        qtbot.addWidget(dialog)
+        assert dialog.models == [window.paths["original"], window.paths["compressed"]]  # default: the panes
+        assert not dialog.whole_ladder.isHidden()
+        dialog.whole_ladder.setChecked(True)
+        assert dialog.models == [window.paths["original"]] + list(window.compute_slider.paths)
+        assert dialog.labels == ["original", "rung 1: fast", "rung 2: compressed", "rung 3: slow"]
+        dialog.runs.setValue(2)
+        dialog.warmup.setValue(0)
+        with qtbot.waitSignal(dialog.worker.finished, timeout=60000):
+            dialog.start_button.click()
+        assert dialog.table.rowCount() == 4 and dialog.table.item(3, 0).text() == "rung 3: slow"
+        assert dialog.results[1].speedup is not None  # against the original, the first row
+        dialog.shutdown()
+    finally:
+        window.shutdown()
