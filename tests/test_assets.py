@@ -1,6 +1,7 @@
-"""The embedded default models (assets/models/facades): they load strictly, the student keeps the
-10x MAC budget, the ONNX files match their checkpoints on real validation label maps, the app
-opens this pair by default, and the model card quotes the measured numbers it ships with."""
+"""The shipped model pairs (assets/models/facades: label map -> photo, the default;
+assets/models/edges2shoes: sketch -> shoe): they load strictly, each student keeps the 10x MAC
+budget, the ONNX files match their checkpoints on real inputs, the app opens facades by default
+and finds both pairs, and each model card quotes the measured numbers it ships with."""
 import json
 from pathlib import Path
 
@@ -8,48 +9,62 @@ import numpy as np
 import pytest
 import torch
 
-from compress.models.checkpoints import load_generator
 from compress.data import build_dataset
+from compress.models.checkpoints import load_generator
 from compress.models.profile import count_macs
 from engines.factory import open_engine
 from tests.conftest import DATASETS
 
 REPO = Path(__file__).resolve().parents[1]
-MODELS = REPO / "assets" / "models" / "facades"
-FACADES = DATASETS / "facades" / "256"
+MODEL_DIR = REPO / "assets" / "models"
 ROLES = ("original", "compressed")
+# What each pair's metadata must say, and the real inputs (kept in the repo) it is checked on.
+PAIRS = {
+    "facades": {"input_kind": "label", "palette": "facades",
+                "dataset": ("labelmap", DATASETS / "facades" / "256", "val", {"palette": "facades"})},
+    "edges2shoes": {"input_kind": "sketch", "palette": None,
+                    "dataset": ("aligned", DATASETS / "edges2shoes_mini", "train", {})},
+}
+PAIR_ROLES = [(pair, role) for pair in PAIRS for role in ROLES]
 
 
-@pytest.fixture(scope="module")
-def val_inputs():
-    dataset = build_dataset("labelmap", str(FACADES), "val", palette="facades", load_size=128,
-                            max_items=4, flip=False, random_crop=False)
-    return torch.stack([dataset[i]["A"] for i in range(len(dataset))])
+def _model(pair: str, role: str, ext: str) -> str:
+    return str(MODEL_DIR / pair / f"{role}.{ext}")
 
 
-@pytest.mark.parametrize("role", ROLES)
-def test_checkpoints_load_strictly_with_the_demo_metadata(role):
-    model, meta = load_generator(str(MODELS / f"{role}.safetensors"))  # strict by default
-    assert meta["palette"] == "facades" and meta["input_kind"] == "label"
+@pytest.fixture(scope="module", params=list(PAIRS))
+def real_inputs(request):
+    mode, root, split, options = PAIRS[request.param]["dataset"]
+    dataset = build_dataset(mode, str(root), split, load_size=128, max_items=4, flip=False,
+                            random_crop=False, **options)
+    return request.param, torch.stack([dataset[i]["A"] for i in range(len(dataset))]).numpy()
+
+
+@pytest.mark.parametrize("pair,role", PAIR_ROLES)
+def test_checkpoints_load_strictly_with_the_demo_metadata(pair, role):
+    model, meta = load_generator(_model(pair, role, "safetensors"))  # strict by default
+    assert meta["palette"] == PAIRS[pair]["palette"] and meta["input_kind"] == PAIRS[pair]["input_kind"]
     assert meta["resolution"] == [128, 128]
     counted = count_macs(model, (1, 3, 128, 128))
     assert counted["macs"] == meta["macs"] and counted["params"] == meta["params"]
 
 
-def test_student_has_at_least_ten_times_fewer_macs():
-    teacher, _ = load_generator(str(MODELS / "original.safetensors"))
-    student, meta = load_generator(str(MODELS / "compressed.safetensors"))
+@pytest.mark.parametrize("pair", list(PAIRS))
+def test_student_has_at_least_ten_times_fewer_macs(pair):
+    teacher, _ = load_generator(_model(pair, "original", "safetensors"))
+    student, meta = load_generator(_model(pair, "compressed", "safetensors"))
     assert meta["arch"] == "sub_mobile_resnet_9blocks"
     ratio = count_macs(teacher, (1, 3, 128, 128))["macs"] / count_macs(student, (1, 3, 128, 128))["macs"]
     assert ratio >= 10.0
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_onnx_matches_the_checkpoint_on_real_label_maps(role, val_inputs):
-    batch = val_inputs.numpy()
-    with open_engine(str(MODELS / f"{role}.safetensors")) as reference, \
-            open_engine(str(MODELS / f"{role}.onnx")) as engine:
-        assert engine.metadata["palette"] == "facades" and engine.resolution == (128, 128)
+def test_onnx_matches_the_checkpoint_on_real_inputs(role, real_inputs):
+    pair, batch = real_inputs
+    with open_engine(_model(pair, role, "safetensors")) as reference, \
+            open_engine(_model(pair, role, "onnx")) as engine:
+        assert engine.metadata["input_kind"] == PAIRS[pair]["input_kind"]
+        assert engine.metadata["palette"] == PAIRS[pair]["palette"] and engine.resolution == (128, 128)
         for image in batch:
             expected = reference.infer(image[None])
             output = engine.infer(image[None])
@@ -57,16 +72,26 @@ def test_onnx_matches_the_checkpoint_on_real_label_maps(role, val_inputs):
             assert expected.std() > 0.1  # a trained picture, not a flat one
 
 
-def test_the_app_opens_the_trained_pair_by_default():
-    from app import model_files
+def test_the_app_opens_the_trained_pair_by_default_and_finds_both():
+    from app import model_files, model_pairs
     original, compressed = model_files.default_models()
-    assert Path(original) == MODELS / "original.onnx" and Path(compressed) == MODELS / "compressed.onnx"
+    assert Path(original) == MODEL_DIR / "facades" / "original.onnx"
+    assert Path(compressed) == MODEL_DIR / "facades" / "compressed.onnx"
+    names = [pair.name for pair in model_pairs.discover_pairs()]
+    assert {"facades", "edges2shoes"} <= set(names)
 
 
-def test_model_card_quotes_the_shipped_measurements():
-    card = (MODELS / "MODEL_CARD.md").read_text(encoding="utf-8")
-    results = json.loads((MODELS / "metrics.json").read_text(encoding="utf-8"))
+@pytest.mark.parametrize("pair", list(PAIRS))
+def test_model_card_quotes_the_shipped_measurements(pair):
+    card = (MODEL_DIR / pair / "MODEL_CARD.md").read_text(encoding="utf-8")
+    results = json.loads((MODEL_DIR / pair / "metrics.json").read_text(encoding="utf-8"))
     for name in ("teacher", "student"):
         row = results["generators"][name]
-        assert f"{row['fid']:.1f}" in card and f"{row['miou']:.2f}" in card
+        assert f"{row['fid']:.1f}" in card and f"{row['kid']:.4f}" in card
+        if "miou" in row:
+            assert f"{row['miou']:.2f}" in card
+    for threads in ("1thread", "2threads"):
+        latency = json.loads((MODEL_DIR / pair / f"latency_{threads}.json").read_text(encoding="utf-8"))
+        means = [f"{row['engine']['mean_ms']:.2f}" for row in latency["results"]]
+        assert all(mean in card for mean in means), (threads, means)
     assert "python -m compress.evaluate" in card and "python -m engines.bench" in card
