@@ -105,28 +105,7 @@ class BenchmarkDialog(QDialog):
         self._settings: Dict[str, Any] = {}
         self._scratch = tempfile.TemporaryDirectory(prefix="app-bench-")
 
-        self.runs = QSpinBox()
-        self.runs.setRange(1, 10000)
-        self.runs.setValue(30)
-        self.warmup = QSpinBox()
-        self.warmup.setRange(0, 1000)
-        self.warmup.setValue(5)
-        self.threads = QSpinBox()
-        self.threads.setRange(0, 256)
-        self.threads.setValue(threads or 0)
-        self.threads.setSpecialValueText("backend default")
-        form = QFormLayout()
-        form.addRow("Timed runs per mode", self.runs)
-        form.addRow("Warm-up runs", self.warmup)
-        form.addRow("CPU threads", self.threads)
-        self.whole_ladder = QCheckBox(f"Whole compute ladder: the original and all {len(self.ladder)} "
-                                      "students")
-        self.whole_ladder.setVisible(len(self.ladder) >= 2)
-        self.whole_ladder.toggled.connect(self._choose_models)
-        form.addRow(self.whole_ladder)
-        self.models_label = QLabel()
-        form.addRow(self.models_label)
-        self._choose_models(False)
+        form = self._build_form(threads)
 
         self.start_button = QPushButton("Start")
         self.start_button.clicked.connect(self.start)
@@ -176,6 +155,32 @@ class BenchmarkDialog(QDialog):
         self.worker.cancelled.connect(self._on_cancelled)
         self.worker.failed.connect(self._on_failed)
         self._thread.start()
+
+    def _build_form(self, threads: Optional[int]) -> QFormLayout:
+        """The settings: runs, warm-up, threads, the ladder choice and the models to run."""
+        self.runs = QSpinBox()
+        self.runs.setRange(1, 10000)
+        self.runs.setValue(30)
+        self.warmup = QSpinBox()
+        self.warmup.setRange(0, 1000)
+        self.warmup.setValue(5)
+        self.threads = QSpinBox()
+        self.threads.setRange(0, 256)
+        self.threads.setValue(threads or 0)
+        self.threads.setSpecialValueText("backend default")
+        form = QFormLayout()
+        form.addRow("Timed runs per mode", self.runs)
+        form.addRow("Warm-up runs", self.warmup)
+        form.addRow("CPU threads", self.threads)
+        self.whole_ladder = QCheckBox(f"Whole compute ladder: the original and all {len(self.ladder)} "
+                                      "students")
+        self.whole_ladder.setVisible(len(self.ladder) >= 2)
+        self.whole_ladder.toggled.connect(self._choose_models)
+        form.addRow(self.whole_ladder)
+        self.models_label = QLabel()
+        form.addRow(self.models_label)
+        self._choose_models(False)
+        return form
 
     def _choose_models(self, whole_ladder: bool) -> None:
         """The two panes' models, or the original plus every rung (fewest MACs first)."""

@@ -82,7 +82,8 @@ def load_teacher(path: str, arch: Optional[str], device: torch.device):
     from compress.models.checkpoints import load_generator
     if not os.path.isfile(path):
         shipped = _shipped_teachers()
-        hint = (f"; or start from a shipped teacher: --teacher={shipped[0]}" if shipped else "")
+        hint = (f"; or start from a shipped teacher: {' or '.join(f'--teacher={t}' for t in shipped)}"
+                if shipped else "")
         raise ValueError(f"{path}: teacher checkpoint not found; train one first (python -m compress.train "
                          f"CONFIG, see configs/*_pix2pix.toml) or pass --teacher=PATH{hint}")
     teacher, meta = load_generator(path, **({"arch": arch} if arch else {}))

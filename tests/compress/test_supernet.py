@@ -188,4 +188,5 @@ def test_a_missing_teacher_points_at_the_shipped_one(tmp_path, capsys):
     assert code == 2
     error = capsys.readouterr().err
     assert "nope.safetensors: teacher checkpoint not found" in error
-    assert "--teacher=assets/models/facades/original.safetensors" in error
+    assert "--teacher=assets/models/facades/original.safetensors" in error  # every shipped pair
+    assert "--teacher=assets/models/edges2shoes/original.safetensors" in error
