@@ -63,8 +63,15 @@ class WindowViews:
         """Run the compressed pane on another rung of the ladder, without blocking the GUI."""
         if os.path.abspath(path) == os.path.abspath(self.paths.get("compressed", "")):
             return
+        try:
+            metadata = model_files.peek_metadata(path)
+        except (OSError, ValueError) as error:  # deleted or corrupt since the ladder was listed
+            self.show_error("Compute ladder", str(error))
+            self.compute_slider.set_rungs(self.compute_slider.paths, self.compute_slider.metadata,
+                                          self.paths.get("compressed"))  # back to the rung that runs
+            return
         self.paths["compressed"] = self.opened_paths["compressed"] = path
-        self.metadata["compressed"] = model_files.peek_metadata(path)
+        self.metadata["compressed"] = metadata
         self.engine_info.pop("compressed", None)
         self.differences.clear()  # the heat map of the old rung no longer applies
         self.panes["compressed"].set_difference(-1, None, None)

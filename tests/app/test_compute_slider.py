@@ -86,3 +86,15 @@ def test_the_benchmark_dialog_runs_the_whole_ladder(qtbot, ladder_dir):
         dialog.shutdown()
     finally:
         window.shutdown()
+
+
+def test_a_rung_that_became_unreadable_is_reported_and_the_pane_keeps_its_model(qtbot, ladder_dir):
+    window = open_window(qtbot, ladder_dir / "original.onnx", ladder_dir / "compressed.onnx")
+    try:
+        (ladder_dir / "ladder" / "fast.onnx").write_bytes(b"not an onnx file")
+        window.compute_slider.select(0)
+        assert window.errors and "fast.onnx" in window.errors[-1]
+        assert window.paths["compressed"] == str(ladder_dir / "compressed.onnx")
+        assert window.compute_slider.slider.value() == 1  # back on the rung that runs
+    finally:
+        window.shutdown()
