@@ -6,7 +6,7 @@ The two panes render the same request on two threads and finish at different tim
 request, so the map never compares a stroke with an older one.
 """
 import math
-from typing import Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -47,16 +47,20 @@ class DifferenceTracker:
     """The newest output of each pane. While ``enabled``, `add` returns the difference once both
     panes have rendered the same request (None before, or while one pane is behind); `update`
     computes it from the outputs kept so far (when the view is switched on). Outputs of
-    different resolutions are compared at the original's (the compressed one is resized)."""
+    different resolutions are compared at the original's (the compressed one is resized).
 
-    def __init__(self):
-        self._outputs: Dict[str, Tuple[int, np.ndarray]] = {}
+    Outputs are kept as they arrive and converted by ``to_rgb`` (e.g. QImage -> uint8 RGB) only
+    when a difference is computed, so an idle difference view costs nothing per frame."""
+
+    def __init__(self, to_rgb: Callable[[Any], np.ndarray] = np.asarray):
+        self._outputs: Dict[str, Tuple[int, Any]] = {}
+        self._to_rgb = to_rgb
         self.enabled = False
         self.request_id = -1  # the request the last difference was computed for
         self.latest: Optional[Tuple[np.ndarray, float]] = None
 
-    def add(self, pane: str, request_id: int, rgb: np.ndarray) -> Optional[Tuple[np.ndarray, float]]:
-        self._outputs[pane] = (request_id, rgb)
+    def add(self, pane: str, request_id: int, output: Any) -> Optional[Tuple[np.ndarray, float]]:
+        self._outputs[pane] = (request_id, output)
         return self.update() if self.enabled else None
 
     def update(self) -> Optional[Tuple[np.ndarray, float]]:
@@ -65,7 +69,7 @@ class DifferenceTracker:
             return None
         if original[0] == self.request_id:
             return self.latest  # already computed for this request
-        reference, candidate = original[1], compressed[1]
+        reference, candidate = self._to_rgb(original[1]), self._to_rgb(compressed[1])
         if candidate.shape != reference.shape:  # models of different resolutions
             candidate = cv2.resize(candidate, (reference.shape[1], reference.shape[0]),
                                    interpolation=cv2.INTER_LINEAR)

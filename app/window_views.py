@@ -34,7 +34,7 @@ class WindowViews:
 
     def _init_views(self, original_on_release: bool) -> None:
         self.original_on_release = bool(original_on_release)
-        self.differences = DifferenceTracker()
+        self.differences = DifferenceTracker(qimage_to_rgb)  # converts only when it compares
         self._sent_ids: Dict[str, int] = {}  # pane -> newest request id submitted to its worker
         self.compute_slider = ComputeSlider()
         self.compute_slider.rungSelected.connect(self.switch_rung)
@@ -43,7 +43,8 @@ class WindowViews:
     def update_rungs(self) -> None:
         """Show the slider when the open pair ships a ladder and the compressed pane runs one
         of its rungs (hidden otherwise)."""
-        pair = next((p for p in model_pairs.discover_pairs() if p.name == self.pair_name), None)
+        pairs = model_pairs.discover_pairs() if self.pair_name else []  # no pair: no ladder to read
+        pair = next((p for p in pairs if p.name == self.pair_name), None)
         rungs = pair.rungs if pair is not None else ()
         metadata = []
         for path in rungs:
@@ -138,7 +139,7 @@ class WindowViews:
 
     def track_output(self, name: str, request_id: int, image: QImage) -> None:
         """A pane rendered ``request_id``: keep its pixels; update the heat map when both match."""
-        self._show_difference(self.differences.add(name, request_id, qimage_to_rgb(image)))
+        self._show_difference(self.differences.add(name, request_id, image))
 
     def _show_difference(self, difference: Optional[Tuple]) -> None:
         if difference is None:
