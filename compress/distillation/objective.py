@@ -7,7 +7,10 @@ Student loss (upstream ``distillers/*`` and ``supernets/*``):
         + lambda_distill * sum_l MSE(adaptor_l(S_l(x)), T_l(x))
         [SPADE: + lambda_feat * feature matching + lambda_vgg * VGG]
         [options beyond the paper, 0 by default (OMGD-style output distillation):
-         + lambda_teacher_l1 * L1(S(x), T(x)) + lambda_ssim * (1 - SSIM(S(x), T(x)))]
+         + lambda_teacher_l1 * L1(S(x), T(x)) + lambda_ssim * (1 - SSIM(S(x), T(x)))
+         + lambda_disc_feat * sum_l L1(D_l(x, S(x)), D_l(x, T(x)))  (discriminator-feature
+           distillation: the student matches the teacher's output in the current D's hidden
+           features, a learned perceptual space built from no outside weights)]
   [cutmix_prob > 0 (not in the paper): on that share of the steps the batch is CutMixed first
    (``compress.data.mixing``), so the teacher is asked about label maps no dataset holds]
   L_D = 1/2 (fake + real)   (SPADE: fake + real, as GauGAN)
@@ -81,7 +84,8 @@ class DistillRecipe(Recipe):
                  sampler: Sampler, seed: int, gan_mode: str = "hinge", lambda_gan: float = 1.0,
                  lambda_recon: float = 100.0, lambda_distill: float = 1.0, lambda_feat: float = 10.0,
                  lambda_vgg: float = 10.0, vgg: Optional[nn.Module] = None,
-                 lambda_teacher_l1: float = 0.0, lambda_ssim: float = 0.0, cutmix_prob: float = 0.0,
+                 lambda_teacher_l1: float = 0.0, lambda_ssim: float = 0.0, lambda_disc_feat: float = 0.0,
+                 cutmix_prob: float = 0.0,
                  lr_g: float = 2e-4, lr_d: float = 2e-4, betas: Sequence[float] = (0.5, 0.999),
                  export_name: str = "G"):
         if student.family != teacher.family:
@@ -101,6 +105,7 @@ class DistillRecipe(Recipe):
         self.lambda_feat = lambda_feat
         # output distillation: the student copies the teacher's translation (both are 0 upstream)
         self.lambda_teacher_l1, self.lambda_ssim = lambda_teacher_l1, lambda_ssim
+        self.lambda_disc_feat = lambda_disc_feat
         self.vgg = vgg.to(device) if vgg is not None and lambda_vgg > 0 else None
         self.lambda_vgg = lambda_vgg if self.vgg is not None else 0.0
         self.sampler, self.rng = sampler, random.Random(seed)
@@ -182,8 +187,7 @@ class DistillRecipe(Recipe):
             losses = {"D_fake": self.gan_loss(pred_fake, False), "D_real": self.gan_loss(pred_real, True)}
             (0.5 * (losses["D_fake"] + losses["D_real"])).backward()
             set_requires_grad([D], False)
-            g_losses = {"G_gan": self.gan_loss(D(self._d_input(real_a, fake)), True, for_discriminator=False)
-                        * self.lambda_gan}
+            g_losses = self._resnet_adversarial(D, real_a, fake, teacher[0])
             g_losses.update(self._student_losses(fake, adapted, teacher, target))
             sum(g_losses.values()).backward()
             set_requires_grad([D], True)
@@ -192,6 +196,19 @@ class DistillRecipe(Recipe):
         self.optimizers["D"].step()
         self.optimizers["G"].step()
         return totals, fake
+
+    def _resnet_adversarial(self, D: nn.Module, real_a, fake, teacher_out) -> Dict[str, torch.Tensor]:
+        """The student's GAN term and, when switched on, its discriminator-feature term (one D
+        pass over the student's output serves both; the teacher's features are constants)."""
+        if self.lambda_disc_feat <= 0:
+            return {"G_gan": self.gan_loss(D(self._d_input(real_a, fake)), True, for_discriminator=False)
+                    * self.lambda_gan}
+        fake_features = D.features(self._d_input(real_a, fake))
+        with torch.no_grad():
+            teacher_features = D.features(self._d_input(real_a, teacher_out))
+        return {"G_gan": self.gan_loss(fake_features[-1], True, for_discriminator=False) * self.lambda_gan,
+                "G_disc_feat": feature_matching_loss([fake_features], [teacher_features])
+                * self.lambda_disc_feat}
 
     def _discriminate(self, D: nn.Module, seg, fake, real):
         pairs = torch.cat([torch.cat([seg, fake], 1), torch.cat([seg, real], 1)], 0)
@@ -203,12 +220,18 @@ class DistillRecipe(Recipe):
         set_requires_grad([D], False)
         self.optimizers["G"].zero_grad(set_to_none=True)
         fake = real
+        pred_teacher = None
+        if self.lambda_disc_feat > 0:  # D is frozen for the whole generator phase: judge T(x) once
+            with torch.no_grad():
+                pred_teacher, _ = self._discriminate(D, seg, teacher[0], real)
         for config in configs:
             fake, adapted = self.g_step(seg, config)
             pred_fake, pred_real = self._discriminate(D, seg, fake, real)
             losses = {"G_gan": self.gan_loss(pred_fake, True, for_discriminator=False) * self.lambda_gan}
             if self.lambda_feat > 0:
                 losses["G_feat"] = feature_matching_loss(pred_fake, pred_real) * self.lambda_feat
+            if pred_teacher is not None:
+                losses["G_disc_feat"] = feature_matching_loss(pred_fake, pred_teacher) * self.lambda_disc_feat
             if self.vgg is not None:
                 losses["G_vgg"] = self.vgg(fake, real) * self.lambda_vgg
             losses.update(self._student_losses(fake, adapted, teacher, target))

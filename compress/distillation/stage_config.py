@@ -53,6 +53,9 @@ class StageConfig(RunSettings, OptimizerSettings, DiscriminatorSettings, DataCon
                                            "distillation (not in the paper; 0 keeps its recipe)")
     lambda_ssim: float = option(0.0, "weight of 1 - SSIM(student output, teacher output) (OMGD's structural "
                                      "term; 0 keeps the paper's recipe)")
+    lambda_disc_feat: float = option(0.0, "weight of L1 between the discriminator's hidden features on "
+                                          "the student's and on the teacher's output: discriminator-"
+                                          "feature distillation (not in the paper; 0 keeps its recipe)")
     cutmix_prob: float = option(0.0, "share of steps whose batch is CutMixed (same box in input and photo) "
                                      "before the teacher and student see it: function-matching "
                                      "distillation (not in the paper; 0 keeps its recipe)")

@@ -333,7 +333,8 @@ def build_stage_trainer(cfg: StageConfig, ctx, stage: Stage, force: bool = False
         sampler=plan.sampler, seed=cfg.seed, gan_mode=cfg.gan_mode, lambda_gan=cfg.lambda_gan,
         lambda_recon=cfg.lambda_recon, lambda_distill=cfg.lambda_distill, lambda_feat=cfg.lambda_feat,
         lambda_vgg=cfg.lambda_vgg, vgg=vgg, lambda_teacher_l1=cfg.lambda_teacher_l1,
-        lambda_ssim=cfg.lambda_ssim, cutmix_prob=cfg.cutmix_prob, lr_g=cfg.lr,
+        lambda_ssim=cfg.lambda_ssim, lambda_disc_feat=cfg.lambda_disc_feat, cutmix_prob=cfg.cutmix_prob,
+        lr_g=cfg.lr,
         lr_d=cfg.lr if cfg.lr_D is None else cfg.lr_D,
         betas=(cfg.beta1, cfg.beta2), export_name=stage.export_name)
     meta = dict(stage=stage.name, trained_with=f"compress.{stage.name}", teacher=cfg.teacher,

@@ -57,6 +57,17 @@ class NLayerDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
+    def features(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """Every LeakyReLU's output, then the patch logits (the last entry; ``forward`` returns
+        the same tensor): one pass serves both the GAN loss and a feature-matching term."""
+        outputs: List[torch.Tensor] = []
+        for layer in self.model:
+            x = layer(x)
+            if isinstance(layer, nn.LeakyReLU):
+                outputs.append(x)
+        outputs.append(x)
+        return outputs
+
 
 def _spade_norm_wrapper(norm_d: str) -> Callable[[nn.Conv2d], nn.Module]:
     """Upstream's ``get_nonspade_norm_layer``: "spectral" prefix -> spectral-normalised conv;

@@ -102,7 +102,8 @@ def test_a_fixed_sub_network_student_grows_from_a_smaller_one(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(args(f"--teacher={dense}", f"--output_dir={run}", "--prune=false",
                      "--student_config=3_2_2_4_4_2_2_2", f"--init_student={small_path}",
-                     "--lambda_teacher_l1=10", "--lambda_ssim=1", "--nepochs=1", "--nepochs_decay=0")) == 0
+                     "--lambda_teacher_l1=10", "--lambda_ssim=1", "--lambda_disc_feat=1", "--nepochs=1",
+                     "--nepochs_decay=0")) == 0
     exported, meta = load_generator(str(run / "student.safetensors"))
     assert meta["arch"] == "sub_mobile_resnet_9blocks" and meta["config"] == "3_2_2_4_4_2_2_2"
     assert meta["init_student"] == small_path

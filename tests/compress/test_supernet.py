@@ -97,6 +97,7 @@ def test_spade_supernet_with_sandwich_rule_and_calibrated_evaluation(tmp_path):
     run = tmp_path / "run"
     code = main([f"--teacher={teacher}", f"--output_dir={run}", *SPADE_ARGS, "--student_ngf=4",
                  "--search_space=custom", "--channel_choices=4,2", "--sampling=sandwich", "--max_items=2",
+                 "--lambda_disc_feat=1",  # the SPADE path of the discriminator-feature term runs
                  "--nepochs_decay=0", "--lr=1e-4", "--lr_D=4e-4", "--beta1=0", "--beta2=0.9"])
     assert code == 0
     supernet, meta = load_supernet(str(run / "supernet.safetensors"))

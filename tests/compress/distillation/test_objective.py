@@ -110,6 +110,29 @@ def test_output_distillation_terms_compare_the_student_with_the_teacher():
     assert "G_teacher_l1" not in default and "G_ssim" not in default  # the paper's recipe
 
 
+def test_discriminator_feature_term_matches_the_students_d_features_to_the_teachers():
+    """lambda_disc_feat (off by default): L1 between D's hidden features of (x, S(x)) and
+    (x, T(x)), summed over the LeakyReLU outputs; the logits are left to the GAN term."""
+    recipe = make_recipe(fixed_sampler(SPACE.smallest()), adaptors=False, lambda_gan=1.0, lambda_recon=0.0,
+                         lambda_disc_feat=2.0)
+    data, D = batch(), recipe.modules["D"]
+    with torch.no_grad():
+        fake = recipe.modules["G"](data["A"], config=SPACE.smallest())
+        teacher_out = recipe.teacher(data["A"])
+        fake_features = D.features(torch.cat([data["A"], fake], 1))
+        teacher_features = D.features(torch.cat([data["A"], teacher_out], 1))
+        assert torch.equal(fake_features[-1], D(torch.cat([data["A"], fake], 1)))
+    hidden = len(fake_features) - 1
+    assert hidden == 3  # n_layers=2: the stem, one stride-2 and one stride-1 block
+    expected = 2.0 * sum(F.l1_loss(f, t).item() for f, t in zip(fake_features[:hidden], teacher_features))
+    gan = recipe.gan_loss(fake_features[-1], True, for_discriminator=False).item()
+    losses = recipe.train_step(data)
+    assert abs(losses["G_disc_feat"] - expected) < 1e-4 and expected > 0
+    assert abs(losses["G_gan"] - gan) < 1e-4  # the shared D pass still gives the same GAN loss
+    default = make_recipe(fixed_sampler(SPACE.smallest()), adaptors=False).train_step(batch())
+    assert "G_disc_feat" not in default  # the paper's recipe
+
+
 def test_cutmix_feeds_the_teacher_and_the_student_the_mixed_batch_and_resumes_its_stream():
     """cutmix_prob = 1: every step the teacher is asked about the mixed label maps (so its
     output, the distillation target, differs from its output on the clean batch); the mixing
