@@ -285,10 +285,10 @@ def load_pipeline(path: str, overrides: List[str] = ()) -> Tuple[PipelineConfig,
     (``--key=value``) and stage keys (``--stage.key=value``, which win over the stage's table)."""
     overrides, staged = split_stage_overrides(overrides)
     data = _read_tables(path)
-    unknown = sorted(set(data) - {"pipeline", *STAGES})
+    unknown = sorted(set(data) - {"pipeline", "ladder", *STAGES})  # [ladder]: python -m compress.ladder
     if unknown:
         raise ValueError(f"{path}: unknown table(s) [{'], ['.join(unknown)}]; valid: [pipeline], "
-                         + ", ".join(f"[{s}]" for s in STAGES))
+                         + ", ".join(f"[{s}]" for s in STAGES) + ", [ladder]")
     pipeline_table = data.get("pipeline")
     if not isinstance(pipeline_table, dict):
         raise ValueError(f"{path}: no [pipeline] table (flow, output_dir, teacher, ...)")

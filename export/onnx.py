@@ -84,6 +84,10 @@ def image_input(model: nn.Module, path: str, size: Sequence[int],
 
 # ----------------------------------------------------------------------------- export
 
+# metadata of a compute-ladder rung (compress.ladder) that holds only at the size it was timed at
+MEASURED_AT_RESOLUTION = ("latency_ms", "teacher_latency_ms", "speedup", "latency_setting")
+
+
 def export_metadata(model: nn.Module, meta: Optional[Dict[str, Any]], resolution: Sequence[int],
                     source_arch: Optional[str] = None) -> Dict[str, Any]:
     """The checkpoint metadata for the exported ``model`` (the deployable copy).
@@ -95,6 +99,9 @@ def export_metadata(model: nn.Module, meta: Optional[Dict[str, Any]], resolution
     meta = dict(meta or {})
     arch = arch_name(model)
     resolution = [int(v) for v in resolution]
+    if meta.get("resolution") and list(meta["resolution"]) != resolution:
+        for key in MEASURED_AT_RESOLUTION:  # timed at the checkpoint's size, not this one
+            meta.pop(key, None)
     if meta.get("arch") != arch or list(meta.get("resolution") or []) != resolution or "macs" not in meta:
         meta.update(generator_metadata(model, resolution=tuple(resolution), palette=meta.get("palette"),
                                        input_kind=meta.get("input_kind")))

@@ -53,8 +53,8 @@ FORBIDDEN = {
 # (compress.models) and the torch-free foundations (compress.common); no training code.
 MODEL_SIDE = (["compress", "models"], ["compress", "common"])
 # compress/'s commands (python -m compress.X); the packages below them never import one
-COMMANDS = ("checkpoints", "distill", "evaluate", "extract", "finetune", "pipeline", "profile", "search",
-            "supernet", "train", "train_segmenter")
+COMMANDS = ("checkpoints", "distill", "evaluate", "extract", "finetune", "ladder", "pipeline", "profile",
+            "search", "supernet", "train", "train_segmenter")
 
 
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))

@@ -280,3 +280,19 @@ def test_output_conv_s2d_export_matches_pytorch(tmp_path):
     assert info["metadata"]["onnx"]["output_conv"] == "s2d"
     result = check_onnx(str(path), model)
     assert result["passed"], result
+
+
+def test_rung_latency_metadata_is_kept_at_its_size_and_dropped_at_another(tmp_path):
+    """A compute-ladder rung's measured latency travels into the ONNX file only at the size it
+    was timed at (compress.ladder stamps it on the checkpoint)."""
+    from export.onnx import MEASURED_AT_RESOLUTION, export_metadata
+    model = build_generator("sub_mobile_resnet_9blocks", config="8_8_16_8_16_16_8_8", n_blocks=3).eval()
+    rung = {"rung": "fast", "latency_ms": 3.2, "teacher_latency_ms": 30.0, "speedup": 9.4,
+            "latency_setting": {"backend": "onnxruntime"}}
+    meta = save_generator(model, str(tmp_path / "fast.safetensors"), resolution=(64, 64), **rung)
+    same = export_metadata(model, meta, (64, 64))
+    assert {k: same[k] for k in rung} == rung
+    other = export_metadata(model, meta, (128, 128))
+    assert other["rung"] == "fast" and not set(MEASURED_AT_RESOLUTION) & set(other)
+    assert main([str(tmp_path / "fast.safetensors"), "-o", str(tmp_path / "fast.onnx")]) == 0
+    assert read_onnx_metadata(str(tmp_path / "fast.onnx"))["speedup"] == 9.4

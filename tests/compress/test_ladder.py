@@ -1,0 +1,105 @@
+"""python -m compress.ladder: rungs searched under latency budgets in the pipeline's supernet,
+fine-tuned, extracted and stamped with their latency; scores shared between rungs; resumption.
+Latency is faked as MACs / 1e6 ms so that budgets and choices are deterministic."""
+import json
+import os
+
+import pytest
+
+from compress.ladder import LadderConfig, load_ladder, main
+from compress.models.checkpoints import load_generator
+from compress.models.profile import count_macs
+from compress.searching.latency import LatencyMeasurer
+from compress.searching.results import read_log, read_rows
+from tests.conftest import DATASETS, REPO
+
+FACADES = DATASETS / "facades" / "256"
+SMOKE_PIPELINE = str(REPO / "configs" / "smoke_pipeline.toml")
+
+
+def fake_latency_ms(self, model, size_hw):
+    return count_macs(model, (1, model.input_nc, int(size_hw[0]), int(size_hw[1])))["macs"] / 1e6
+
+
+@pytest.fixture
+def pipeline_run(tmp_path):
+    """The smoke teacher and a finished smoke pipeline (supernet, search, finetune, extract)."""
+    from compress.pipeline import main as pipeline_main
+    from compress.train import main as train_main
+    if not FACADES.is_dir():
+        pytest.skip(f"{FACADES} is absent (../shared/datasets is only present in CI)")
+    teacher_dir = tmp_path / "teacher"
+    assert train_main([str(REPO / "configs" / "smoke_pix2pix.toml"), f"--dataroot={FACADES}",
+                       f"--output_dir={teacher_dir}", "--tensorboard=false"]) == 0
+    argv = [SMOKE_PIPELINE, f"--output_dir={tmp_path / 'pipeline'}",
+            f"--teacher={teacher_dir / 'G_final.safetensors'}", f"--dataroot={FACADES}"]
+    assert pipeline_main(argv) == 0
+    return tmp_path / "pipeline", argv
+
+
+@pytest.mark.slow  # ~20 s: the smoke pipeline, then two rungs
+def test_rungs_meet_their_budgets_share_scores_and_resume(pipeline_run, monkeypatch, capsys):
+    out, argv = pipeline_run
+    monkeypatch.setattr(LatencyMeasurer, "__call__", fake_latency_ms)
+    ladder_argv = argv + ["--ladder.rungs=mid:2,fast:3.2"]
+    assert main(ladder_argv) == 0
+    summary = json.loads((out / "ladder" / "ladder.json").read_text())
+    teacher_ms = summary["teacher_latency_ms"]
+    assert teacher_ms == pytest.approx(load_generator(argv[2].split("=", 1)[1])[1]["macs"] / 1e6)
+    rungs = {rung["name"]: rung for rung in summary["rungs"]}
+    assert set(rungs) == {"default", "mid", "fast"}
+    latencies = [rung["latency_ms"] for rung in summary["rungs"]]
+    assert latencies == sorted(latencies, reverse=True)  # slowest first
+    population = read_rows(str(out / "ladder" / "population.json"))
+    for name, target in (("mid", 2.0), ("fast", 3.2)):
+        rung = rungs[name]
+        assert rung["speedup"] >= target and rung["latency_ms"] <= teacher_ms / target
+        # the best of every rung's rows within the budget, fixed in choice.json
+        within = [r for r in population
+                  if r["latency_ms"] is not None and r["latency_ms"] <= teacher_ms / target]
+        assert rung["value"] == max(r["value"] for r in within)
+        choice = json.loads((out / "ladder" / name / "choice.json").read_text())
+        assert choice["best"]["config"] == rung["config"]
+        assert choice["best"]["latency_ms"] == rung["latency_ms"]
+        model, meta = load_generator(rung["path"])
+        assert meta["config"] == rung["config"] and meta["rung"] == name
+        assert meta["latency_ms"] == pytest.approx(fake_latency_ms(None, model, meta["resolution"]), abs=1e-3)
+        assert meta["speedup"] == pytest.approx(teacher_ms / meta["latency_ms"], abs=0.01)
+        assert os.path.isfile(out / "ladder" / name / "finetune" / "finetuned.safetensors")  # fine-tuned
+    default = json.loads((out / "search" / "search_summary.json").read_text())["best"]
+    assert rungs["default"]["config"] == default["config"] and rungs["default"]["speedup_target"] is None
+    # the fast rung's search started from every score of the pipeline's and the mid rung's searches
+    def logged(*parts):
+        return {r["config"] for r in read_log(str(out.joinpath(*parts, "search", "search_log.jsonl")))}
+    earlier = logged() | logged("ladder", "mid")
+    assert earlier <= logged("ladder", "fast")
+    assert rungs["mid"]["value"] >= rungs["fast"]["value"]  # a looser budget never chooses worse
+    assert {r["config"] for r in population} >= earlier
+    timed = {r["config"] for r in read_log(str(out / "ladder" / "fast" / "search" / "search_log.jsonl"))
+             if r.get("latency_ms") is not None}
+    assert timed <= {r["config"] for r in population if r["latency_ms"] is not None}
+    assert (out / "ladder" / "quality_vs_latency.png").stat().st_size > 10_000
+    printed = capsys.readouterr().out
+    assert "reusing" in printed and "compute ladder (teacher" in printed
+
+    stages = {p: os.path.getmtime(p) for p in map(str, (out / "ladder").glob("*/*/*.safetensors"))}
+    assert main(ladder_argv) == 0  # resumes: every stage of every rung is done
+    assert {p: os.path.getmtime(p) for p in stages} == stages
+    assert "running" not in capsys.readouterr().out
+
+
+def test_ladder_settings_are_checked(tmp_path):
+    assert LadderConfig(rungs=["fast:9", "slow:3.5"]).parsed_rungs() == [("fast", 9.0), ("slow", 3.5)]
+    for rungs, message in ((["fast"], "name:speedup"), (["fast:0.5"], "speedup > 1"),
+                           (["a b:3"], "plain name"), (["fast:9", "fast:4"], "unique"),
+                           (["default:4"], "unique"), ([], "empty")):
+        with pytest.raises(ValueError, match=message):
+            LadderConfig(rungs=rungs).parsed_rungs()
+    pipe, _, ladder = load_ladder(SMOKE_PIPELINE, ["--ladder.rungs=q:2", f"--output_dir={tmp_path}"])
+    assert ladder.rungs == ["q:2"] and pipe.output_dir == str(tmp_path)
+
+
+def test_a_ladder_without_a_supernet_says_to_run_the_pipeline(tmp_path, capsys):
+    assert main([SMOKE_PIPELINE, f"--output_dir={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert "supernet.safetensors is missing" in err and "python -m compress.pipeline" in err
