@@ -4,7 +4,9 @@ A BenchmarkWorker on its own QThread opens fresh engines (so TensorRT engines ar
 thread), times warm-up plus N runs of each model engine-only and end-to-end, and reports progress
 through signals; Cancel sets a threading.Event the benchmark polls between runs. The dialog then
 shows the table, the speedup next to the MAC ratio (a MACs cut does not carry over evenly to
-every backend), the latency-vs-MACs plot, and exports CSV/JSON through engines.bench's writers.
+every backend), the latency-vs-MACs plot (beside it quality vs latency, for the models the pair's
+metrics.json scores: `app.model_pairs.model_quality`), and exports CSV/JSON through
+engines.bench's writers.
 When the open pair ships a compute ladder, "whole ladder" benchmarks the original and every rung
 in one run (speedups against the original, one point per rung on the plot).
 """
@@ -19,6 +21,7 @@ from PyQt6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFileDialog, 
                              QHeaderView, QLabel, QMessageBox, QProgressBar, QPushButton, QSpinBox,
                              QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from app.model_pairs import model_quality
 from engines.bench import BenchmarkCancelled, run_benchmark
 from engines.bench_results import BenchResult, human_count, write_csv, write_json, write_plot
 
@@ -83,7 +86,8 @@ class BenchmarkWorker(QObject):
             return
         plot_path = os.path.join(self.plot_dir, "latency_vs_macs.png")
         try:
-            write_plot(plot_path, results, force=True)
+            label, scores = settings.get("quality") or ("", {})
+            write_plot(plot_path, results, force=True, quality=scores, quality_label=label)
         except (ImportError, ValueError, OSError):
             plot_path = ""  # no matplotlib, or no MACs in the metadata: the table still stands
         self.finished.emit(results, plot_path)
@@ -202,7 +206,7 @@ class BenchmarkDialog(QDialog):
     def start(self) -> None:
         self._settings = {"models": self.models, "warmup": self.warmup.value(),
                           "runs": self.runs.value(), "threads": self.threads.value() or None,
-                          "device": self.device}
+                          "device": self.device, "quality": model_quality(self.models)}
         self.results = []
         self.table.setRowCount(0)
         self.summary.clear()

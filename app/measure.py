@@ -182,7 +182,9 @@ def format_report(report: Dict[str, Any]) -> str:
         return "-" if value is None else f"{value:.1f}"
     gui = report["gui"]
     load = report.get("load_average") or [float("nan")]
-    lines = [f"{report.get('cpu_count')} CPUs (1-min load average {load[0]:.1f}), "
+    lines = [f"models: original {report['panes'].get('original', {}).get('model')}, compressed "
+             f"{report['panes'].get('compressed', {}).get('model')}",
+             f"{report.get('cpu_count')} CPUs (1-min load average {load[0]:.1f}), "
              f"{report.get('threads_per_pane')} thread(s) per pane, inference nice "
              f"+{report.get('worker_nice')}",
              f"drew {report['seconds']:.1f} s at {report['rate_hz']:.0f} Hz: {report['mouse_events']} "
@@ -211,9 +213,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         description="Measure stroke-to-pixels latency per pane and GUI-thread stalls while "
                     "drawing continuously with synthetic strokes (offscreen unless a platform is set).",
         epilog="examples:\n  python -m app.measure\n  python -m app.measure --seconds 5 --rate 60 "
-               "--threads 1 --json measure.json")
+               "--threads 1 --json measure.json\n  python -m app.measure --rung fastest --threads 1")
     parser.add_argument("--original", help="original model (default: as python -m app)")
     parser.add_argument("--compressed", help="compressed model (default: as python -m app)")
+    parser.add_argument("--rung", help="compressed pane on a rung of the pair's compute ladder: fastest, "
+                                       "slowest or its name (default: the default student)")
     parser.add_argument("--backend", choices=("torch", "onnxruntime", "tensorrt"))
     parser.add_argument("--device", choices=("cpu", "cuda", "tensorrt"))
     parser.add_argument("--threads", type=int, help="CPU threads per pane (default half the cores)")
@@ -236,6 +240,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     from app.__main__ import WORKER_NICE, default_threads, wait_until
     default_original, default_compressed = model_files.default_models()
     original, compressed = args.original or default_original, args.compressed or default_compressed
+    if args.rung:
+        from app.model_pairs import pick_rung
+        try:
+            compressed = pick_rung(compressed, args.rung)
+        except (OSError, ValueError) as error:
+            print(f"error: --rung {args.rung}: {error}", file=sys.stderr)
+            return 2
     from PyQt6.QtWidgets import QApplication
 
     from app.demo_drawing import draw_facade

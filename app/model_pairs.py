@@ -107,3 +107,73 @@ def pair_for(metadata: Dict[str, Any], pairs: List[ModelPair]) -> Optional[Model
         except (OSError, ValueError):
             continue  # an unreadable pair is skipped here; opening it reports the problem
     return None
+
+
+# the quality a benchmark plot shows, in order of preference: (metrics.json key, axis label)
+QUALITY_METRICS = (("miou", "validation mIoU (%), higher is better"),
+                   ("kid", "validation KID, lower is better"),
+                   ("fid", "validation FID, lower is better"))
+
+
+def model_quality(paths: List[str]) -> Tuple[str, Dict[str, float]]:
+    """(axis label, {path: score}) of the models among ``paths`` that a pair's ``metrics.json``
+    (written by ``python -m compress.evaluate``, beside ``original.onnx``) scores: a generator
+    entry matches a model when both files have the same name without extension and both are,
+    or both are not, in the ``ladder/`` folder. The metric is the first of `QUALITY_METRICS`
+    that scores any of them; ({} when none is scored, e.g. a model from elsewhere)."""
+    scores: Dict[str, Dict[str, float]] = {}
+    for path in paths:
+        entry = _metrics_entry(path)
+        if entry:
+            scores[path] = {k: float(v) for k, v in entry.items() if isinstance(v, (int, float))}
+    for key, label in QUALITY_METRICS:
+        found = {path: values[key] for path, values in scores.items() if key in values}
+        if found:
+            return label, found
+    return "", {}
+
+
+def _match_key(path: str) -> Tuple[bool, str]:
+    folder = os.path.basename(os.path.dirname(os.path.abspath(path)))
+    return folder == LADDER_DIR, os.path.splitext(os.path.basename(path))[0]
+
+
+def _metrics_entry(path: str) -> Optional[Dict[str, Any]]:
+    import json
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.basename(folder) == LADDER_DIR:
+        folder = os.path.dirname(folder)
+    try:
+        with open(os.path.join(folder, "metrics.json"), encoding="utf-8") as handle:
+            generators = json.load(handle).get("generators") or {}
+    except (OSError, ValueError, AttributeError):
+        return None  # no (readable) scores: the plot just leaves the quality panel out
+    for entry in generators.values():
+        if isinstance(entry, dict) and entry.get("path") and _match_key(entry["path"]) == _match_key(path):
+            return entry
+    return None
+
+
+def pick_rung(compressed: str, choice: str) -> str:
+    """The rung ``choice`` ("fastest", "slowest", or a rung's name: its metadata ``rung`` or
+    file name) of the ladder of the pair holding ``compressed``; ValueError listing the rungs.
+    Speed is the metadata's measured ``latency_ms`` where every rung has one, else MACs."""
+    folder = os.path.dirname(os.path.abspath(compressed))
+    if os.path.basename(folder) == LADDER_DIR:
+        folder = os.path.dirname(folder)
+        compressed = os.path.join(folder, "compressed.onnx")
+    rungs = ladder_rungs(folder, compressed)
+    if not rungs:
+        raise ValueError(f"{folder} ships no compute ladder (no {LADDER_DIR}/*.onnx beside compressed.onnx)")
+    metadata = {path: model_files.peek_metadata(path) for path in rungs}
+    names = {path: str(meta.get("rung") or os.path.splitext(os.path.basename(path))[0])
+             for path, meta in metadata.items()}
+    if choice in ("fastest", "slowest"):
+        timed = all(isinstance(meta.get("latency_ms"), (int, float)) for meta in metadata.values())
+        ordered = sorted(rungs, key=lambda p: float(metadata[p]["latency_ms"])) if timed else list(rungs)
+        return ordered[0] if choice == "fastest" else ordered[-1]
+    for path, name in names.items():
+        if choice in (name, os.path.splitext(os.path.basename(path))[0]):
+            return path
+    raise ValueError(f"no rung {choice!r} in {folder}; rungs: {', '.join(names.values())} "
+                     "(or fastest / slowest)")

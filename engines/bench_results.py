@@ -169,17 +169,29 @@ def write_csv(path: str, results: Sequence[BenchResult], force: bool = False) ->
     _write_text(path, buffer.getvalue(), force)
 
 
-def write_plot(path: str, results: Sequence[BenchResult], force: bool = False) -> None:
-    """PNG of latency (engine-only and end-to-end) against MACs, one labelled point per model."""
+def write_plot(path: str, results: Sequence[BenchResult], force: bool = False,
+               quality: Optional[Dict[str, float]] = None, quality_label: str = "quality") -> None:
+    """PNG of latency (engine-only and end-to-end) against MACs, one labelled point per model;
+    with ``quality`` ({model path: score}, e.g. a pair's validation mIoU) a second panel plots
+    each scored model's quality against its engine latency."""
     # A bare Figure renders PNG through Agg without pyplot: no display, no global backend
     # switch (the Qt app may have one), safe off the GUI thread.
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(7, 4.5), dpi=110)
-    axes = figure.subplots()
     points = [r for r in results if r.macs]
     if not points:
         raise ValueError("cannot plot latency vs MACs: no model has MACs in its metadata")
+    scored = [r for r in results if (quality or {}).get(r.model) is not None]
+    figure = Figure(figsize=(11.5 if scored else 7, 4.5), dpi=110)
+    panels = figure.subplots(1, 2 if scored else 1, squeeze=False)[0]
+    _plot_latency_vs_macs(panels[0], points)
+    if scored:
+        _plot_quality_vs_latency(panels[1], scored, quality or {}, quality_label)
+    figure.tight_layout()
+    _write_atomic(path, lambda temp: figure.savefig(temp, format="png"), force)
+
+
+def _plot_latency_vs_macs(axes, points: Sequence[BenchResult]) -> None:
     macs_g = [r.macs / 1e9 for r in points]  # type: ignore[operator]
     axes.scatter(macs_g, [r.engine.mean_ms for r in points], label="engine (infer)", marker="o")
     axes.scatter(macs_g, [r.end_to_end.mean_ms for r in points], label="end-to-end", marker="x")
@@ -194,5 +206,18 @@ def write_plot(path: str, results: Sequence[BenchResult], force: bool = False) -
     axes.set_ylim(bottom=0)
     axes.grid(True, alpha=0.3)
     axes.legend()
-    figure.tight_layout()
-    _write_atomic(path, lambda temp: figure.savefig(temp, format="png"), force)
+
+
+def _plot_quality_vs_latency(axes, scored: Sequence[BenchResult], quality: Dict[str, float],
+                             label: str) -> None:
+    latency = [r.engine.mean_ms for r in scored]
+    values = [float(quality[r.model]) for r in scored]
+    axes.scatter(latency, values, marker="o", color="tab:green")
+    for r, x, y in zip(scored, latency, values):
+        axes.annotate(os.path.basename(r.model), (x, y), fontsize=8, textcoords="offset points",
+                      xytext=(4, 4))
+    axes.set_xlabel("mean engine latency (ms)")
+    axes.set_ylabel(label)
+    axes.set_title("quality (measured offline) vs latency")
+    axes.set_xlim(left=0)
+    axes.grid(True, alpha=0.3)

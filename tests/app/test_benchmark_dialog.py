@@ -37,6 +37,28 @@ def test_benchmark_completes_with_table_speedup_plot_and_exports(qtbot, tiny_mod
     dialog.shutdown()
 
 
+def test_plot_adds_quality_vs_latency_for_models_a_metrics_file_scores(qtbot, tiny_models, tmp_path):
+    """A pair folder with compress.evaluate's metrics.json: the plot gets its second panel."""
+    import shutil
+    from PyQt6.QtGui import QImage
+    pair = tmp_path / "pair"
+    pair.mkdir()
+    models = [shutil.copy(tiny_models[f"{role}.onnx"], pair / f"{role}.onnx") for role in PANES]
+    (pair / "metrics.json").write_text(json.dumps({"generators": {
+        role: {"path": f"assets/models/pair/{role}.safetensors", "miou": score}
+        for role, score in zip(PANES, (34.4, 33.0))}}))
+    dialog = BenchmarkDialog([str(p) for p in models], list(PANES), threads=1)
+    qtbot.addWidget(dialog)
+    dialog.runs.setValue(2)
+    dialog.warmup.setValue(0)
+    with qtbot.waitSignal(dialog.worker.finished, timeout=60000) as finished:
+        dialog.start_button.click()
+    plot_path = finished.args[1]
+    assert dialog._settings["quality"][1] == {str(models[0]): 34.4, str(models[1]): 33.0}
+    assert QImage(plot_path).width() > 1.4 * 7 * 110  # two panels: wider than the MACs plot alone
+    dialog.shutdown()
+
+
 def test_benchmark_can_be_cancelled(qtbot, tiny_models):
     dialog = make_dialog(qtbot, tiny_models, runs=5000)
     with qtbot.waitSignal(dialog.worker.progress, timeout=30000):

@@ -98,3 +98,27 @@ def test_a_rung_that_became_unreadable_is_reported_and_the_pane_keeps_its_model(
         assert window.compute_slider.slider.value() == 1  # back on the rung that runs
     finally:
         window.shutdown()
+
+
+def test_pick_rung_by_speed_or_name_and_measure_runs_on_the_fastest(ladder_dir, capsys):
+    from app.measure import main as measure_main
+    compressed = str(ladder_dir / "compressed.onnx")
+    fast, slow = (str(ladder_dir / "ladder" / f"{name}.onnx") for name in ("fast", "slow"))
+    # not every rung has a measured latency: MACs order them
+    assert model_pairs.pick_rung(compressed, "fastest") == fast
+    assert model_pairs.pick_rung(fast, "slowest") == slow  # any file of the pair names its ladder
+    assert model_pairs.pick_rung(compressed, "slow") == slow
+    assert model_pairs.pick_rung(compressed, "compressed") == compressed
+    with pytest.raises(ValueError, match="no rung 'medium'.*rungs: fast, compressed, slow"):
+        model_pairs.pick_rung(compressed, "medium")
+    with pytest.raises(ValueError, match="ships no compute ladder"):
+        model_pairs.pick_rung(str(ladder_dir.parent / "x" / "compressed.onnx"), "fastest")
+    # with latency everywhere, latency decides (the slow rung is made the fastest here)
+    with_metadata(compressed, ladder_dir / "compressed.onnx", latency_ms=3.0)
+    with_metadata(slow, ladder_dir / "ladder" / "slow.onnx", latency_ms=0.5)
+    assert model_pairs.pick_rung(compressed, "fastest") == slow
+    assert measure_main(["--original", str(ladder_dir / "original.onnx"), "--compressed", compressed,
+                         "--rung", "fast", "--seconds", "0.5", "--threads", "1"]) == 0
+    assert f"compressed {fast}" in capsys.readouterr().out
+    assert measure_main(["--compressed", compressed, "--rung", "medium"]) == 2
+    assert "--rung medium: no rung 'medium'" in capsys.readouterr().err

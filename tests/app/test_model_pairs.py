@@ -196,3 +196,37 @@ def test_saving_into_an_unwritable_place_is_one_line_in_the_status_bar(qtbot, mo
     message = window.statusBar().currentMessage()
     assert message.startswith(f"could not write {blocker / 'map.png'}") and "\n" not in message
     window.shutdown()
+
+
+def write_metrics(folder: Path, generators: dict) -> None:
+    import json
+    (folder / "metrics.json").write_text(json.dumps({"generators": generators}))
+
+
+def test_model_quality_matches_a_pairs_scores_by_file_name_and_folder(tmp_path):
+    pair = tmp_path / "facades"
+    (pair / "ladder").mkdir(parents=True)
+    paths = [str(pair / "original.onnx"), str(pair / "compressed.onnx"), str(pair / "ladder" / "fast.onnx"),
+             str(pair / "ladder" / "compressed.onnx"), str(tmp_path / "elsewhere.onnx")]
+    write_metrics(pair, {
+        "teacher": {"path": "assets/models/facades/original.safetensors", "miou": 34.4, "kid": 0.15},
+        "student": {"path": "assets/models/facades/compressed.safetensors", "miou": 37.1, "kid": 0.19},
+        "fast": {"path": "runs/x/ladder/fast.safetensors", "miou": 30.0},
+        "other": {"path": "assets/models/facades/provenance/v3_student.safetensors", "miou": 99.0}})
+    label, scores = model_pairs.model_quality(paths)
+    assert label.startswith("validation mIoU") and scores == {paths[0]: 34.4, paths[1]: 37.1, paths[2]: 30.0}
+    # no mIoU anywhere: the next metric; nothing scored or no readable file: nothing
+    write_metrics(pair, {"teacher": {"path": "original.safetensors", "kid": 0.15}})
+    assert model_pairs.model_quality(paths) == ("validation KID, lower is better", {paths[0]: 0.15})
+    (pair / "metrics.json").write_text("{not json")
+    assert model_pairs.model_quality(paths) == ("", {})
+    assert model_pairs.model_quality([str(tmp_path / "elsewhere.onnx")]) == ("", {})
+
+
+def test_the_shipped_pairs_are_scored_for_the_benchmark_plot():
+    root = Path(model_files.MODEL_DIR)
+    label, scores = model_pairs.model_quality([str(root / "facades" / f"{role}.onnx")
+                                               for role in ("original", "compressed")])
+    assert label.startswith("validation mIoU") and len(scores) == 2
+    label, scores = model_pairs.model_quality([str(root / "edges2shoes" / "compressed.onnx")])
+    assert label.startswith("validation KID") and 0 < list(scores.values())[0] < 1
