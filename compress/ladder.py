@@ -46,6 +46,8 @@ class LadderConfig:
     default_rung: str = option("default", "name of the pipeline's own student among the rungs "
                                           "(empty: leave it out)")
     finetune: Optional[bool] = option(None, "fine-tune each rung (default: as the pipeline does)")
+    time_population: bool = option(True, "time every scored sub-network (LUT-cached) for the population "
+                                         "plot, also those scored by searches without a latency budget")
     reuse_rows: bool = option(True, "copy the earlier searches' scores into a rung's first search "
                                     "(same supernet, metric and held-out pairs): no config is scored twice")
 
@@ -110,7 +112,8 @@ def load_ladder(path: str, overrides: Sequence[str] = ()):
 # ----------------------------------------------------------------------------- latency
 
 def latency_setup(search_cfg: Any):
-    """(measurer, LUT, search size (H, W), supernet network tag) for the rungs' search settings."""
+    """(measurer, LUT, search size (H, W), supernet network tag, supernet) for the rungs' search
+    settings."""
     from compress.models.search_space import load_supernet
     from compress.searching.latency import LatencyLUT, LatencyMeasurer, network_tag
     from compress.searching.run import search_size
@@ -118,7 +121,8 @@ def latency_setup(search_cfg: Any):
     cfg = search_cfg
     measure = LatencyMeasurer(cfg.latency_backend, cfg.latency_device, cfg.latency_threads,
                               cfg.latency_warmup, cfg.latency_runs)
-    return measure, LatencyLUT(search_cfg.latency_lut), search_size(search_cfg, meta), network_tag(supernet)
+    return (measure, LatencyLUT(search_cfg.latency_lut), search_size(search_cfg, meta), network_tag(supernet),
+            supernet)
 
 
 def generator_latency(path: str, config: str, network: str, measure, lut, size_hw) -> float:
@@ -214,9 +218,14 @@ def stamp_rung(source: str, target: str, name: str, latency_ms: float, teacher_m
 
 # ----------------------------------------------------------------------------- the ladder
 
-def population(folders: Sequence[str], measure, lut, size_hw, network: str) -> List[Dict[str, Any]]:
+def population(folders: Sequence[str], measure, lut, size_hw, network: str,
+               supernet=None) -> List[Dict[str, Any]]:
     """Every scored sub-network of the searches in ``folders``, with its latency from the LUT
-    where the row has none (scored by a search without a latency budget)."""
+    where the row has none (scored by a search without a latency budget); with ``supernet``,
+    the rows the LUT does not know are timed now (and remembered there)."""
+    from tqdm import tqdm
+
+    from compress.searching.latency import cached_latency
     from compress.searching.results import merge_rows, read_log
     setting = measure.describe()
     rows = []
@@ -225,7 +234,14 @@ def population(folders: Sequence[str], measure, lut, size_hw, network: str) -> L
             if row.get("latency_ms") is None:
                 row = dict(row, latency_ms=lut.get(lut.key(row["config"], size_hw, setting, network)))
             rows.append(row)
-    return merge_rows([sorted(rows, key=lambda r: r.get("latency_ms") is None)])  # timed rows first
+    rows = merge_rows([sorted(rows, key=lambda r: r.get("latency_ms") is None)])  # timed rows first
+    untimed = [row for row in rows if row.get("latency_ms") is None]
+    if supernet is not None and untimed:
+        for row in tqdm(untimed, desc="timing the population", unit="config"):
+            row["latency_ms"] = cached_latency(lut, measure, row["config"], size_hw,
+                                               lambda config=row["config"]: supernet.make_subnet(config),
+                                               network)[0]
+    return rows
 
 
 def run_ladder(path: str, overrides: Sequence[str] = (),
@@ -245,7 +261,7 @@ def run_ladder(path: str, overrides: Sequence[str] = (),
     probe = dataclasses.replace(pipe, budget_macs=None, budget_latency_ms=1.0)  # any budget: only timing keys
     search_cfg = stage_config("search", stage_settings("search", probe, tables["search"],
                                                        RungLayout(root, main_layout), stages, path), path)
-    measure, lut, size_hw, network = latency_setup(search_cfg)
+    measure, lut, size_hw, network, supernet = latency_setup(search_cfg)
     setting = measure.describe()
     teacher_ms = generator_latency(pipe.teacher, TEACHER_KEY, teacher_network(pipe.teacher), measure, lut,
                                    size_hw)
@@ -261,7 +277,7 @@ def run_ladder(path: str, overrides: Sequence[str] = (),
         run_rung_stages(("search",), stages, rung_pipe, tables, layout, path, folders, ladder.reuse_rows, log)
         folders.append(layout.stage_dir("search"))
         plans.append((name, speedup, layout, rung_pipe))
-    pooled = population(folders, *timing)
+    pooled = population(folders, *timing, supernet=supernet if ladder.time_population else None)
     for name, speedup, layout, rung_pipe in plans:  # ... then each rung's choice from all their rows
         best = choose_rung(layout, pooled, rung_pipe.budget_latency_ms, log)
         log(f"[rung {name}] {best['config']}: {best['latency_ms']:.2f} ms, "

@@ -75,6 +75,7 @@ def test_rungs_meet_their_budgets_share_scores_and_resume(pipeline_run, monkeypa
     assert earlier <= logged("ladder", "fast")
     assert rungs["mid"]["value"] >= rungs["fast"]["value"]  # a looser budget never chooses worse
     assert {r["config"] for r in population} >= earlier
+    assert all(r["latency_ms"] is not None for r in population)  # time_population: every row timed
     timed = {r["config"] for r in read_log(str(out / "ladder" / "fast" / "search" / "search_log.jsonl"))
              if r.get("latency_ms") is not None}
     assert timed <= {r["config"] for r in population if r["latency_ms"] is not None}
