@@ -31,8 +31,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from compress.common.cli import command_parser, parse_command, run_command
 from compress.common.config import config_from_dict, describe_config, option
-from compress.pipeline import (Layout, PipelineConfig, StageStopped, load_pipeline, run_stage, stage_config,
-                               stage_settings, write_stage_toml)
+from compress.pipeline import (Layout, PipelineConfig, exit_code_of_stages, load_pipeline, run_stage,
+                               stage_config, stage_settings, write_stage_toml)
 
 TEACHER_KEY = "teacher"  # the LUT's config name for the full teacher
 
@@ -389,14 +389,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("config", help="pipeline TOML (configs/*_compress.toml), optionally with [ladder]")
     args, overrides = parse_command(parser, argv)
 
-    def body() -> int:
-        try:
-            run_ladder(args.config, overrides)
-        except StageStopped as stopped:
-            print(f"stopped: {stopped}", file=sys.stderr)
-            return stopped.code if stopped.code else 1
-        return 0
-    return run_command(body, "interrupted: rerun the same command to resume")
+    return run_command(lambda: exit_code_of_stages(lambda: run_ladder(args.config, overrides)),
+                       "interrupted: rerun the same command to resume")
 
 
 if __name__ == "__main__":

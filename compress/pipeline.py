@@ -467,15 +467,20 @@ def main(argv: Optional[List[str]] = None) -> int:
                              "(to run a stage by hand, e.g. under torchrun), then stop")
     args, overrides = parse_command(parser, argv)
 
-    def body() -> int:
-        try:
-            run_pipeline(args.config, overrides, force=args.force, redo=args.redo,
-                         configs_only=args.configs_only)
-        except StageStopped as stopped:
-            print(f"stopped: {stopped}", file=sys.stderr)
-            return stopped.code if stopped.code else 1
-        return 0
-    return run_command(body, "interrupted: rerun the same command to resume")
+    return run_command(lambda: exit_code_of_stages(lambda: run_pipeline(
+        args.config, overrides, force=args.force, redo=args.redo, configs_only=args.configs_only)),
+        "interrupted: rerun the same command to resume")
+
+
+def exit_code_of_stages(run: Callable[[], Any]) -> int:
+    """0 once ``run()`` returns; when a stage stops early, its exit code (1 if it gave none),
+    reported on stderr with how to resume."""
+    try:
+        run()
+    except StageStopped as stopped:
+        print(f"stopped: {stopped}", file=sys.stderr)
+        return stopped.code if stopped.code else 1
+    return 0
 
 
 if __name__ == "__main__":
