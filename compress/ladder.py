@@ -112,17 +112,19 @@ def load_ladder(path: str, overrides: Sequence[str] = ()):
 # ----------------------------------------------------------------------------- latency
 
 def latency_setup(search_cfg: Any):
-    """(measurer, LUT, search size (H, W), supernet network tag, supernet) for the rungs' search
-    settings."""
+    """(measurer, LUT, search size (H, W), supernet network tag, supernet, its smallest config)
+    for the rungs' search settings."""
     from compress.models.search_space import load_supernet
     from compress.searching.latency import LatencyLUT, LatencyMeasurer, network_tag
-    from compress.searching.run import search_size
+    from compress.models.search_space import encode_config
+    from compress.searching.run import resolve_space, search_size
     supernet, meta = load_supernet(search_cfg.supernet)
     cfg = search_cfg
     measure = LatencyMeasurer(cfg.latency_backend, cfg.latency_device, cfg.latency_threads,
                               cfg.latency_warmup, cfg.latency_runs)
+    smallest = encode_config(resolve_space(search_cfg, supernet.family, meta).smallest())
     return (measure, LatencyLUT(search_cfg.latency_lut), search_size(search_cfg, meta), network_tag(supernet),
-            supernet)
+            supernet, smallest)
 
 
 def generator_latency(path: str, config: str, network: str, measure, lut, size_hw) -> float:
@@ -132,6 +134,21 @@ def generator_latency(path: str, config: str, network: str, measure, lut, size_h
     from compress.searching.latency import cached_latency
     return cached_latency(lut, measure, config, size_hw, lambda: load_generator(path)[0].eval(),
                           network=network)[0]
+
+
+def check_reachable(rungs: Sequence[Tuple[str, float]], teacher_ms: float, smallest: str, supernet,
+                    timing) -> None:
+    """ValueError naming the largest speedup the supernet offers when a rung asks for more."""
+    from compress.searching.latency import cached_latency
+    measure, lut, size_hw, network = timing
+    smallest_ms = cached_latency(lut, measure, smallest, size_hw, lambda: supernet.make_subnet(smallest),
+                                 network)[0]
+    for name, speedup in rungs:
+        if teacher_ms / speedup < smallest_ms:
+            raise ValueError(f"rung {name} asks for {speedup:g}x the teacher's speed "
+                             f"({teacher_ms / speedup:.2f} ms), but the smallest sub-network {smallest} "
+                             f"takes {smallest_ms:.2f} ms, {teacher_ms / smallest_ms:.2f}x; lower its "
+                             "speedup in [ladder] rungs")
 
 
 def teacher_network(path: str) -> str:
@@ -261,10 +278,11 @@ def run_ladder(path: str, overrides: Sequence[str] = (),
     probe = dataclasses.replace(pipe, budget_macs=None, budget_latency_ms=1.0)  # any budget: only timing keys
     search_cfg = stage_config("search", stage_settings("search", probe, tables["search"],
                                                        RungLayout(root, main_layout), stages, path), path)
-    measure, lut, size_hw, network, supernet = latency_setup(search_cfg)
+    measure, lut, size_hw, network, supernet, smallest = latency_setup(search_cfg)
     setting = measure.describe()
     teacher_ms = generator_latency(pipe.teacher, TEACHER_KEY, teacher_network(pipe.teacher), measure, lut,
                                    size_hw)
+    check_reachable(ladder.parsed_rungs(), teacher_ms, smallest, supernet, (measure, lut, size_hw, network))
     log(f"teacher {pipe.teacher}: {teacher_ms:.2f} ms at {size_hw[0]}x{size_hw[1]} "
         f"({setting['backend']}, {setting['device']}, {setting['threads']} thread(s))")
     timing = (measure, lut, size_hw, network)

@@ -83,6 +83,11 @@ def test_rungs_meet_their_budgets_share_scores_and_resume(pipeline_run, monkeypa
     printed = capsys.readouterr().out
     assert "reusing" in printed and "compute ladder (teacher" in printed
 
+    # a rung faster than the smallest sub-network (0.97M MACs: 4.78x) is refused before any search
+    assert main(argv + ["--ladder.rungs=mid:2,turbo:6"]) == 2
+    assert "rung turbo asks for 6x" in capsys.readouterr().err
+    assert not (out / "ladder" / "turbo").exists()
+
     stages = {p: os.path.getmtime(p) for p in map(str, (out / "ladder").glob("*/*/*.safetensors"))}
     assert main(ladder_argv) == 0  # resumes: every stage of every rung is done
     assert {p: os.path.getmtime(p) for p in stages} == stages
