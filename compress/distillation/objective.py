@@ -10,7 +10,10 @@ Student loss (upstream ``distillers/*`` and ``supernets/*``):
          + lambda_teacher_l1 * L1(S(x), T(x)) + lambda_ssim * (1 - SSIM(S(x), T(x)))
          + lambda_disc_feat * sum_l L1(D_l(x, S(x)), D_l(x, T(x)))  (discriminator-feature
            distillation: the student matches the teacher's output in the current D's hidden
-           features, a learned perceptual space built from no outside weights)]
+           features, a learned perceptual space built from no outside weights)
+         + lambda_perceptual * sum_l L1(F_l(S(x)), F_l(T(x)))
+         + lambda_style * sum_l L1(Gram(F_l(S(x))), Gram(F_l(T(x))))  (F = a frozen segmenter's
+           encoder, ``compress.distillation.style``)]
   [cutmix_prob > 0 (not in the paper): on that share of the steps the batch is CutMixed first
    (``compress.data.mixing``), so the teacher is asked about label maps no dataset holds]
   L_D = 1/2 (fake + real)   (SPADE: fake + real, as GauGAN)
@@ -85,7 +88,8 @@ class DistillRecipe(Recipe):
                  lambda_recon: float = 100.0, lambda_distill: float = 1.0, lambda_feat: float = 10.0,
                  lambda_vgg: float = 10.0, vgg: Optional[nn.Module] = None,
                  lambda_teacher_l1: float = 0.0, lambda_ssim: float = 0.0, lambda_disc_feat: float = 0.0,
-                 cutmix_prob: float = 0.0,
+                 feature_terms: Optional[nn.Module] = None, lambda_perceptual: float = 0.0,
+                 lambda_style: float = 0.0, cutmix_prob: float = 0.0,
                  lr_g: float = 2e-4, lr_d: float = 2e-4, betas: Sequence[float] = (0.5, 0.999),
                  export_name: str = "G"):
         if student.family != teacher.family:
@@ -106,6 +110,10 @@ class DistillRecipe(Recipe):
         # output distillation: the student copies the teacher's translation (both are 0 upstream)
         self.lambda_teacher_l1, self.lambda_ssim = lambda_teacher_l1, lambda_ssim
         self.lambda_disc_feat = lambda_disc_feat
+        if (lambda_perceptual > 0 or lambda_style > 0) and feature_terms is None:
+            raise ValueError("lambda_perceptual / lambda_style need feature_terms (a frozen segmenter)")
+        self.feature_terms = feature_terms.to(device) if feature_terms is not None else None
+        self.lambda_perceptual, self.lambda_style = lambda_perceptual, lambda_style
         self.vgg = vgg.to(device) if vgg is not None and lambda_vgg > 0 else None
         self.lambda_vgg = lambda_vgg if self.vgg is not None else 0.0
         self.sampler, self.rng = sampler, random.Random(seed)
@@ -147,6 +155,12 @@ class DistillRecipe(Recipe):
             losses["G_teacher_l1"] = F.l1_loss(fake, teacher_out) * self.lambda_teacher_l1
         if self.lambda_ssim > 0:
             losses["G_ssim"] = (1.0 - ssim(fake, teacher_out)) * self.lambda_ssim
+        if self.feature_terms is not None and (self.lambda_perceptual > 0 or self.lambda_style > 0):
+            perceptual, style = self.feature_terms(fake, teacher_out)
+            if self.lambda_perceptual > 0:
+                losses["G_perceptual"] = perceptual * self.lambda_perceptual
+            if self.lambda_style > 0:
+                losses["G_style"] = style * self.lambda_style
         if adapted:
             losses["G_distill"] = distill_loss(adapted, teacher_features) * self.lambda_distill
         return losses
@@ -270,6 +284,8 @@ class DistillRecipe(Recipe):
     def train(self, mode: bool = True) -> None:
         super().train(mode)
         self.teacher.eval()  # always frozen
+        if self.feature_terms is not None:
+            self.feature_terms.eval()
 
 
 def _rng_state(rng: random.Random) -> tuple:

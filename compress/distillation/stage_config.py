@@ -56,6 +56,13 @@ class StageConfig(RunSettings, OptimizerSettings, DiscriminatorSettings, DataCon
     lambda_disc_feat: float = option(0.0, "weight of L1 between the discriminator's hidden features on "
                                           "the student's and on the teacher's output: discriminator-"
                                           "feature distillation (not in the paper; 0 keeps its recipe)")
+    lambda_perceptual: float = option(0.0, "weight of L1 between the student's and the teacher's outputs "
+                                           "in a frozen segmenter's features (style_network; not in the "
+                                           "paper; 0 keeps its recipe)")
+    lambda_style: float = option(0.0, "weight of L1 between the Gram matrices of those features: "
+                                      "texture statistics (OMGD's style term; 0 keeps the paper's recipe)")
+    style_network: Optional[str] = option(None, "segmenter checkpoint whose encoder features feed "
+                                                "lambda_perceptual / lambda_style (compress.train_segmenter)")
     cutmix_prob: float = option(0.0, "share of steps whose batch is CutMixed (same box in input and photo) "
                                      "before the teacher and student see it: function-matching "
                                      "distillation (not in the paper; 0 keeps its recipe)")
@@ -70,5 +77,8 @@ class StageConfig(RunSettings, OptimizerSettings, DiscriminatorSettings, DataCon
         if not self.teacher:
             raise ValueError("teacher is not set: give the teacher generator checkpoint "
                              "(teacher = \"runs/.../G_final.safetensors\" or --teacher=...)")
+        if (self.lambda_perceptual > 0 or self.lambda_style > 0) and not self.style_network:
+            raise ValueError("lambda_perceptual / lambda_style compare features of a frozen segmenter: set "
+                             "style_network = \"assets/models/facades/segmenter.safetensors\" (or your own)")
         if not 0.0 <= self.cutmix_prob <= 1.0:
             raise ValueError(f"cutmix_prob must be in [0, 1], got {self.cutmix_prob}")

@@ -151,6 +151,15 @@ def load_aux(module: nn.Module, path: str, what: str) -> None:
                          "student and teacher widths") from None
 
 
+def feature_terms(cfg: StageConfig) -> Optional[nn.Module]:
+    """The frozen segmenter of the perceptual / style terms, when either is switched on."""
+    if not (cfg.lambda_perceptual > 0 or cfg.lambda_style > 0):
+        return None
+    from compress.distillation.style import FeatureTerms
+    from compress.metrics.segmenter import load_segmenter
+    return FeatureTerms(load_segmenter(str(cfg.style_network))[0])
+
+
 def build_discriminator(cfg: StageConfig, family: str, input_nc: int, output_nc: int) -> nn.Module:
     from compress.models.discriminators import MultiscaleDiscriminator, NLayerDiscriminator
     if family == "spade":
@@ -333,8 +342,9 @@ def build_stage_trainer(cfg: StageConfig, ctx, stage: Stage, force: bool = False
         sampler=plan.sampler, seed=cfg.seed, gan_mode=cfg.gan_mode, lambda_gan=cfg.lambda_gan,
         lambda_recon=cfg.lambda_recon, lambda_distill=cfg.lambda_distill, lambda_feat=cfg.lambda_feat,
         lambda_vgg=cfg.lambda_vgg, vgg=vgg, lambda_teacher_l1=cfg.lambda_teacher_l1,
-        lambda_ssim=cfg.lambda_ssim, lambda_disc_feat=cfg.lambda_disc_feat, cutmix_prob=cfg.cutmix_prob,
-        lr_g=cfg.lr,
+        lambda_ssim=cfg.lambda_ssim, lambda_disc_feat=cfg.lambda_disc_feat,
+        feature_terms=feature_terms(cfg), lambda_perceptual=cfg.lambda_perceptual,
+        lambda_style=cfg.lambda_style, cutmix_prob=cfg.cutmix_prob, lr_g=cfg.lr,
         lr_d=cfg.lr if cfg.lr_D is None else cfg.lr_D,
         betas=(cfg.beta1, cfg.beta2), export_name=stage.export_name)
     meta = dict(stage=stage.name, trained_with=f"compress.{stage.name}", teacher=cfg.teacher,

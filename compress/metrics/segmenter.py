@@ -58,6 +58,16 @@ class UNetSegmenter(nn.Module):
                                  for i in range(depth - 1, 0, -1)])
         self.head = nn.Conv2d(widths[0], num_classes, 1)
 
+    def encoder_features(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """The output of each down level (fine to coarse): what the network has learnt about
+        facade texture and layout, for perceptual / style terms (`compress.distillation.style`)."""
+        x = self.stem(x)
+        features: List[torch.Tensor] = []
+        for level, block in enumerate(self.down):
+            x = block(F.max_pool2d(x, 2) if level else x)
+            features.append(x)
+        return features
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[2] % self.multiple_of or x.shape[3] % self.multiple_of:
             raise ValueError(f"input {tuple(x.shape[2:])} must be a multiple of {self.multiple_of} "
