@@ -151,6 +151,18 @@ def check_reachable(rungs: Sequence[Tuple[str, float]], teacher_ms: float, small
                              "speedup in [ladder] rungs")
 
 
+def busy_cores_warning(threads: Optional[int]) -> str:
+    """A warning when other work keeps the cores busy (timings taken now rank configs poorly)."""
+    if not hasattr(os, "getloadavg"):
+        return ""
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load > max(cores - (threads or cores), 0) + 0.5:
+        return (f"warning: 1-min load average {load:.1f} on {cores} cores: latencies measured now include "
+                "other jobs' interference; time on an idle machine for numbers to ship (the LUT keeps "
+                "what is measured: delete it to measure again)")
+    return ""
+
+
 def teacher_network(path: str) -> str:
     from compress.models.checkpoints import read_state_dict
     meta = read_state_dict(path)[1] or {}
@@ -280,6 +292,9 @@ def run_ladder(path: str, overrides: Sequence[str] = (),
                                                        RungLayout(root, main_layout), stages, path), path)
     measure, lut, size_hw, network, supernet, smallest = latency_setup(search_cfg)
     setting = measure.describe()
+    load = busy_cores_warning(setting.get("threads"))
+    if load:
+        log(load)
     teacher_ms = generator_latency(pipe.teacher, TEACHER_KEY, teacher_network(pipe.teacher), measure, lut,
                                    size_hw)
     check_reachable(ladder.parsed_rungs(), teacher_ms, smallest, supernet, (measure, lut, size_hw, network))

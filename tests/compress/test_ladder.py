@@ -109,3 +109,12 @@ def test_a_ladder_without_a_supernet_says_to_run_the_pipeline(tmp_path, capsys):
     assert main([SMOKE_PIPELINE, f"--output_dir={tmp_path}"]) == 2
     err = capsys.readouterr().err
     assert "supernet.safetensors is missing" in err and "python -m compress.pipeline" in err
+
+
+def test_busy_cores_are_reported_before_timing(monkeypatch):
+    from compress import ladder
+    monkeypatch.setattr(ladder.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(ladder.os, "getloadavg", lambda: (2.1, 1.0, 1.0))
+    assert "load average 2.1 on 2 cores" in ladder.busy_cores_warning(1)
+    monkeypatch.setattr(ladder.os, "getloadavg", lambda: (1.2, 1.0, 1.0))  # our own thread + a little
+    assert ladder.busy_cores_warning(1) == ""
