@@ -369,6 +369,13 @@ def _write_outputs(root: str, pipe: PipelineConfig, rungs: List[Dict[str, Any]],
     from compress.searching.plot import write_population_plot
     from compress.searching.results import write_table
     rungs = sorted(rungs, key=lambda r: r["latency_ms"], reverse=True)  # slowest (best) first
+    by_config: Dict[str, List[str]] = {}
+    for rung in rungs:
+        by_config.setdefault(rung["config"], []).append(rung["name"])
+    for config, names in by_config.items():
+        if len(names) > 1:
+            log(f"warning: rungs {' and '.join(names)} are the same sub-network {config}: their budgets "
+                "found nothing better apart; spread the speedups or search longer (more generations)")
     write_table(os.path.join(root, "population.json"), rows)
     plot = os.path.join(root, "quality_vs_latency.png")
     marked = {r["name"]: {"config": r["config"], "value": r["value"], "latency_ms": r["latency_ms"]}

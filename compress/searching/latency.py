@@ -167,21 +167,28 @@ class LatencyLUT:
     followed, when the setting names one, by the timed graph's recipe
     (``|onnx1(exporter=auto,output_conv=s2d,reflect_pad=keep)``); an entry holds ``latency_ms``
     plus what it was measured with. ``path=None`` keeps the table in memory.
+
+    Several LUT objects may share one file (a ladder's searches, one after the other): a miss
+    re-reads the file before anyone measures, and a save merges what others wrote meanwhile.
     """
 
     def __init__(self, path: Optional[str] = None):
         self.path = path
-        self.entries: Dict[str, Dict[str, Any]] = {}
-        if path and os.path.isfile(path):
-            try:
-                with open(path, encoding="utf-8") as handle:
-                    data = json.load(handle)
-            except (OSError, ValueError) as error:
-                raise ValueError(f"{path}: not a readable latency LUT ({error}); delete it to "
-                                 "measure again") from None
-            if not isinstance(data, dict) or data.get("format") != LUT_FORMAT:
-                raise ValueError(f"{path}: not a latency LUT (expected \"format\": \"{LUT_FORMAT}\")")
-            self.entries = dict(data.get("entries", {}))
+        self.entries: Dict[str, Dict[str, Any]] = self._read()
+
+    def _read(self) -> Dict[str, Dict[str, Any]]:
+        path = self.path
+        if not (path and os.path.isfile(path)):
+            return {}
+        try:
+            with open(path, encoding="utf-8") as handle:
+                data = json.load(handle)
+        except (OSError, ValueError) as error:
+            raise ValueError(f"{path}: not a readable latency LUT ({error}); delete it to "
+                             "measure again") from None
+        if not isinstance(data, dict) or data.get("format") != LUT_FORMAT:
+            raise ValueError(f"{path}: not a latency LUT (expected \"format\": \"{LUT_FORMAT}\")")
+        return dict(data.get("entries", {}))
 
     @staticmethod
     def key(config: str, size_hw: Sequence[int], setting: Dict[str, Any], network: str = "") -> str:
@@ -195,6 +202,8 @@ class LatencyLUT:
                 f"|{setting.get('host', 'unknown')}{graph}")
 
     def get(self, key: str) -> Optional[float]:
+        if key not in self.entries:
+            self.entries = {**self._read(), **self.entries}  # measured by another LUT object?
         entry = self.entries.get(key)
         return None if entry is None else float(entry["latency_ms"])
 
@@ -206,6 +215,7 @@ class LatencyLUT:
     def save(self) -> None:
         if not self.path:
             return
+        self.entries = {**self._read(), **self.entries}  # keep what others wrote meanwhile
         text = json.dumps({"format": LUT_FORMAT, "entries": self.entries}, indent=1, sort_keys=True)
         atomic_write_text(self.path, text + "\n", overwrite=True)
 

@@ -45,12 +45,20 @@ def write_population_plot(path: str, rows: Sequence[Row], cost: str = "latency_m
     axes.scatter([_cost_value(r, cost) for r in points], [float(r["value"]) for r in points], s=10,
                  color="0.6", alpha=0.6, label=f"evaluated sub-networks ({len(points)})")
     axes.plot([_cost_value(r, cost) for r in front], [float(r["value"]) for r in front], "-",
-              color="tab:blue", linewidth=1.2, label="Pareto front")
+              color="tab:blue", linewidth=1.2, label="Pareto front", drawstyle="steps-post")
+    xs = [_cost_value(r, cost) for r in points]
+    right = min(xs) + 0.7 * (max(xs) - min(xs))  # labels of points beyond this go to the left
+    names_at: Dict[str, str] = {}
     for name, row in sorted((marked or {}).items(), key=lambda item: float(item[1][cost])):
+        names_at[row["config"]] = f"{names_at[row['config']]} = {name}" if row["config"] in names_at else name
+    for name, row in (marked or {}).items():
+        if names_at.get(row["config"], "").split(" = ")[-1] != name:
+            continue  # one label per point: "quality = fast" when two rungs chose the same config
         x, y = _cost_value(row, cost), float(row["value"])
         axes.scatter([x], [y], marker="*", s=160, color="tab:red", zorder=3)
-        axes.annotate(f"{name}\n{row['config']}", (x, y), fontsize=7, textcoords="offset points",
-                      xytext=(6, -14 if higher_is_better(metric) else 6))
+        axes.annotate(f"{names_at[row['config']]}\n{row['config']}", (x, y), fontsize=7,
+                      textcoords="offset points", ha="right" if x > right else "left",
+                      xytext=(-6 if x > right else 6, -16 if higher_is_better(metric) else 6))
     axes.set_xlabel(COST_LABELS[cost])
     axes.set_ylabel(METRIC_LABELS.get(metric, metric) + " on held-out training pairs")
     missing = len(rows) - len(points)

@@ -80,6 +80,19 @@ def test_lut_remembers_measurements_across_instances(tmp_path, subnet):
         cached_latency(reopened, FakeMeasure(0.0), "4_4_4_4_4_4_4_4", (32, 32), lambda: subnet)
 
 
+def test_lut_objects_sharing_a_file_see_and_keep_each_others_entries(tmp_path, subnet):
+    """A ladder's searches and the ladder itself each open the shared LUT: an entry one of them
+    measured is found by the others (no second measurement) and no save drops it."""
+    path = str(tmp_path / "lut.json")
+    measure = FakeMeasure()
+    first, second = LatencyLUT(path), LatencyLUT(path)  # both opened before anything was measured
+    assert cached_latency(first, measure, "8_8_8_8_8_8_8_8", (32, 32), lambda: subnet)[1] is True
+    assert cached_latency(second, measure, "8_8_8_8_8_8_8_8", (32, 32), lambda: subnet)[1] is False
+    assert cached_latency(second, measure, "4_4_4_4_4_4_4_4", (32, 32), lambda: subnet)[1] is True
+    first.put("other", 1.0)  # first's memory lacks second's entry: saving must not drop it
+    assert measure.calls == 2 and len(LatencyLUT(path)) == 3
+
+
 def test_a_foreign_file_is_not_taken_for_a_lut(tmp_path):
     path = tmp_path / "other.json"
     path.write_text('{"entries": {}}')
