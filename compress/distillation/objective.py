@@ -193,6 +193,10 @@ class DistillRecipe(Recipe):
             optimizer.zero_grad(set_to_none=True)
         totals: Dict[str, float] = {}
         fake = real_b
+        teacher_d = None  # D steps after every config: its features of (x, T(x)) are computed once
+        if self.lambda_disc_feat > 0:
+            with torch.no_grad():
+                teacher_d = D.features(self._d_input(real_a, teacher[0]))
         for config in configs:
             fake, adapted = self.g_step(real_a, config)
             set_requires_grad([D], True)
@@ -201,7 +205,7 @@ class DistillRecipe(Recipe):
             losses = {"D_fake": self.gan_loss(pred_fake, False), "D_real": self.gan_loss(pred_real, True)}
             (0.5 * (losses["D_fake"] + losses["D_real"])).backward()
             set_requires_grad([D], False)
-            g_losses = self._resnet_adversarial(D, real_a, fake, teacher[0])
+            g_losses = self._resnet_adversarial(D, real_a, fake, teacher_d)
             g_losses.update(self._student_losses(fake, adapted, teacher, target))
             sum(g_losses.values()).backward()
             set_requires_grad([D], True)
@@ -211,15 +215,15 @@ class DistillRecipe(Recipe):
         self.optimizers["G"].step()
         return totals, fake
 
-    def _resnet_adversarial(self, D: nn.Module, real_a, fake, teacher_out) -> Dict[str, torch.Tensor]:
-        """The student's GAN term and, when switched on, its discriminator-feature term (one D
-        pass over the student's output serves both; the teacher's features are constants)."""
-        if self.lambda_disc_feat <= 0:
+    def _resnet_adversarial(self, D: nn.Module, real_a, fake,
+                            teacher_features: Optional[List[torch.Tensor]]) -> Dict[str, torch.Tensor]:
+        """The student's GAN term and, with ``teacher_features`` (D's features of (x, T(x)),
+        constants), its discriminator-feature term: one D pass over the student's output serves
+        both."""
+        if teacher_features is None:
             return {"G_gan": self.gan_loss(D(self._d_input(real_a, fake)), True, for_discriminator=False)
                     * self.lambda_gan}
         fake_features = D.features(self._d_input(real_a, fake))
-        with torch.no_grad():
-            teacher_features = D.features(self._d_input(real_a, teacher_out))
         return {"G_gan": self.gan_loss(fake_features[-1], True, for_discriminator=False) * self.lambda_gan,
                 "G_disc_feat": feature_matching_loss([fake_features], [teacher_features])
                 * self.lambda_disc_feat}
