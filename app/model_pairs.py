@@ -122,8 +122,12 @@ def model_quality(paths: List[str]) -> Tuple[str, Dict[str, float]]:
     or both are not, in the ``ladder/`` folder. The metric is the first of `QUALITY_METRICS`
     that scores any of them; ({} when none is scored, e.g. a model from elsewhere)."""
     scores: Dict[str, Dict[str, float]] = {}
+    generators_of: Dict[str, List[Dict[str, Any]]] = {}  # pair folder -> its metrics.json entries
     for path in paths:
-        entry = _metrics_entry(path)
+        folder = _pair_folder(path)
+        if folder not in generators_of:
+            generators_of[folder] = _read_generators(folder)
+        entry = next((e for e in generators_of[folder] if _match_key(e["path"]) == _match_key(path)), None)
         if entry:
             scores[path] = {k: float(v) for k, v in entry.items() if isinstance(v, (int, float))}
     for key, label in QUALITY_METRICS:
@@ -138,29 +142,29 @@ def _match_key(path: str) -> Tuple[bool, str]:
     return folder == LADDER_DIR, os.path.splitext(os.path.basename(path))[0]
 
 
-def _metrics_entry(path: str) -> Optional[Dict[str, Any]]:
-    import json
+def _pair_folder(path: str) -> str:
+    """The pair folder a model file belongs to (a rung's is the folder above ``ladder/``)."""
     folder = os.path.dirname(os.path.abspath(path))
-    if os.path.basename(folder) == LADDER_DIR:
-        folder = os.path.dirname(folder)
+    return os.path.dirname(folder) if os.path.basename(folder) == LADDER_DIR else folder
+
+
+def _read_generators(folder: str) -> List[Dict[str, Any]]:
+    """The generator entries (with a ``path``) of ``<folder>/metrics.json``; [] without one."""
+    import json
     try:
         with open(os.path.join(folder, "metrics.json"), encoding="utf-8") as handle:
             generators = json.load(handle).get("generators") or {}
     except (OSError, ValueError, AttributeError):
-        return None  # no (readable) scores: the plot just leaves the quality panel out
-    for entry in generators.values():
-        if isinstance(entry, dict) and entry.get("path") and _match_key(entry["path"]) == _match_key(path):
-            return entry
-    return None
+        return []  # no (readable) scores: the plot just leaves the quality panel out
+    return [e for e in generators.values() if isinstance(e, dict) and e.get("path")]
 
 
 def pick_rung(compressed: str, choice: str) -> str:
     """The rung ``choice`` ("fastest", "slowest", or a rung's name: its metadata ``rung`` or
     file name) of the ladder of the pair holding ``compressed``; ValueError listing the rungs.
     Speed is the metadata's measured ``latency_ms`` where every rung has one, else MACs."""
-    folder = os.path.dirname(os.path.abspath(compressed))
-    if os.path.basename(folder) == LADDER_DIR:
-        folder = os.path.dirname(folder)
+    folder = _pair_folder(compressed)
+    if folder != os.path.dirname(os.path.abspath(compressed)):  # a rung: the pair's default student
         compressed = os.path.join(folder, "compressed.onnx")
     rungs = ladder_rungs(folder, compressed)
     if not rungs:

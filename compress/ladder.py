@@ -114,26 +114,23 @@ def load_ladder(path: str, overrides: Sequence[str] = ()):
 def latency_setup(search_cfg: Any):
     """(measurer, LUT, search size (H, W), supernet network tag, supernet, its smallest config)
     for the rungs' search settings."""
-    from compress.models.search_space import load_supernet
+    from compress.models.search_space import encode_config, load_supernet
     from compress.searching.latency import LatencyLUT, LatencyMeasurer, network_tag
-    from compress.models.search_space import encode_config
     from compress.searching.run import resolve_space, search_size
-    supernet, meta = load_supernet(search_cfg.supernet)
     cfg = search_cfg
+    supernet, meta = load_supernet(cfg.supernet)
     measure = LatencyMeasurer(cfg.latency_backend, cfg.latency_device, cfg.latency_threads,
                               cfg.latency_warmup, cfg.latency_runs)
-    smallest = encode_config(resolve_space(search_cfg, supernet.family, meta).smallest())
-    return (measure, LatencyLUT(search_cfg.latency_lut), search_size(search_cfg, meta), network_tag(supernet),
-            supernet, smallest)
+    smallest = encode_config(resolve_space(cfg, supernet.family, meta).smallest())
+    return (measure, LatencyLUT(cfg.latency_lut), search_size(cfg, meta), network_tag(supernet), supernet,
+            smallest)
 
 
-def generator_latency(path: str, config: str, network: str, measure, lut, size_hw) -> float:
-    """Latency (ms) of the generator at ``path``, under the LUT key ``network:config`` (read from
-    the LUT when the search, or an earlier ladder run, timed it already)."""
-    from compress.models.checkpoints import load_generator
+def generator_latency(model, config: str, network: str, measure, lut, size_hw) -> float:
+    """Latency (ms) of ``model`` under the LUT key ``network:config`` (read from the LUT when the
+    search, or an earlier ladder run, timed it already)."""
     from compress.searching.latency import cached_latency
-    return cached_latency(lut, measure, config, size_hw, lambda: load_generator(path)[0].eval(),
-                          network=network)[0]
+    return cached_latency(lut, measure, config, size_hw, lambda: model.eval(), network=network)[0]
 
 
 def check_reachable(rungs: Sequence[Tuple[str, float]], teacher_ms: float, smallest: str, supernet,
@@ -161,13 +158,6 @@ def busy_cores_warning(threads: Optional[int]) -> str:
                 "other jobs' interference; time on an idle machine for numbers to ship (the LUT keeps "
                 "what is measured: delete it to measure again)")
     return ""
-
-
-def teacher_network(path: str) -> str:
-    from compress.models.checkpoints import read_state_dict
-    meta = read_state_dict(path)[1] or {}
-    build = meta.get("build") or {}
-    return f"{meta.get('arch', 'teacher')}(" + ",".join(f"{k}={build[k]}" for k in sorted(build)) + ")"
 
 
 # ----------------------------------------------------------------------------- one rung
@@ -234,11 +224,10 @@ def run_rung_stages(run: Sequence[str], stages: Tuple[str, ...], pipe: PipelineC
                              "rerun to resume it")
 
 
-def stamp_rung(source: str, target: str, name: str, latency_ms: float, teacher_ms: float,
+def stamp_rung(model, meta: Dict[str, Any], target: str, name: str, latency_ms: float, teacher_ms: float,
                setting: Dict[str, Any]) -> Dict[str, Any]:
-    """Copy the generator at ``source`` to ``target`` with the rung's metadata; returns it."""
-    from compress.models.checkpoints import load_generator, save_generator
-    model, meta = load_generator(source)
+    """Save ``model`` to ``target`` with its metadata plus the rung's; returns that metadata."""
+    from compress.models.checkpoints import save_generator
     meta = dict(meta, rung=name, latency_ms=round(latency_ms, 3), teacher_latency_ms=round(teacher_ms, 3),
                 speedup=round(teacher_ms / latency_ms, 2), latency_setting=setting)
     save_generator(model, target, meta, overwrite=True)  # the ladder's own output, rewritten each run
@@ -295,8 +284,10 @@ def run_ladder(path: str, overrides: Sequence[str] = (),
     load = busy_cores_warning(setting.get("threads"))
     if load:
         log(load)
-    teacher_ms = generator_latency(pipe.teacher, TEACHER_KEY, teacher_network(pipe.teacher), measure, lut,
-                                   size_hw)
+    from compress.models.checkpoints import load_generator
+    from compress.searching.latency import network_tag
+    teacher = load_generator(pipe.teacher)[0]
+    teacher_ms = generator_latency(teacher, TEACHER_KEY, network_tag(teacher), measure, lut, size_hw)
     check_reachable(ladder.parsed_rungs(), teacher_ms, smallest, supernet, (measure, lut, size_hw, network))
     log(f"teacher {pipe.teacher}: {teacher_ms:.2f} ms at {size_hw[0]}x{size_hw[1]} "
         f"({setting['backend']}, {setting['device']}, {setting['threads']} thread(s))")
@@ -354,9 +345,11 @@ def read_summary_best(path: str) -> Dict[str, Any]:
 
 def _finish(name: str, source: str, best: Dict[str, Any], speedup_target: Optional[float], root: str,
             teacher_ms: float, setting: Dict[str, Any], timing) -> Dict[str, Any]:
-    latency_ms = generator_latency(source, best["config"], timing[3], *timing[:3])
+    from compress.models.checkpoints import load_generator
+    model, meta = load_generator(source)  # once: timed (unless the LUT knows it) and stamped
+    latency_ms = generator_latency(model, best["config"], timing[3], *timing[:3])
     target = os.path.join(root, f"{name}.safetensors")
-    meta = stamp_rung(source, target, name, latency_ms, teacher_ms, setting)
+    meta = stamp_rung(model, meta, target, name, latency_ms, teacher_ms, setting)
     return {"name": name, "path": target, "source": source, "config": best["config"],
             "speedup_target": speedup_target, "macs": meta["macs"], "params": meta["params"],
             "latency_ms": latency_ms, "speedup": teacher_ms / latency_ms, "metric": best["metric"],

@@ -242,7 +242,8 @@ def cached_latency(lut: LatencyLUT, measure: Callable[..., float], config: str, 
 
 
 def network_tag(supernet: nn.Module) -> str:
-    """The sub-network architecture of ``supernet`` without the config, e.g.
+    """The sub-network architecture of ``supernet`` without the config (of a plain generator,
+    e.g. a teacher: its own architecture), e.g.
     ``sub_mobile_resnet_9blocks(input_nc=3,n_blocks=9,ngf=64,output_nc=3)``: a config string
     alone does not say which network it slices (SPADE and ResNet configs both have 8 numbers)."""
     from compress.models.checkpoints import build_kwargs_of

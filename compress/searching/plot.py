@@ -48,15 +48,13 @@ def write_population_plot(path: str, rows: Sequence[Row], cost: str = "latency_m
               color="tab:blue", linewidth=1.2, label="Pareto front", drawstyle="steps-post")
     xs = [_cost_value(r, cost) for r in points]
     right = min(xs) + 0.7 * (max(xs) - min(xs))  # labels of points beyond this go to the left
-    names_at: Dict[str, str] = {}
+    points_marked: Dict[str, Tuple[Row, list]] = {}  # one star per config: "quality = fast" if shared
     for name, row in sorted((marked or {}).items(), key=lambda item: float(item[1][cost])):
-        names_at[row["config"]] = f"{names_at[row['config']]} = {name}" if row["config"] in names_at else name
-    for name, row in (marked or {}).items():
-        if names_at.get(row["config"], "").split(" = ")[-1] != name:
-            continue  # one label per point: "quality = fast" when two rungs chose the same config
+        points_marked.setdefault(row["config"], (row, []))[1].append(name)
+    for config, (row, names) in points_marked.items():
         x, y = _cost_value(row, cost), float(row["value"])
         axes.scatter([x], [y], marker="*", s=160, color="tab:red", zorder=3)
-        axes.annotate(f"{names_at[row['config']]}\n{row['config']}", (x, y), fontsize=7,
+        axes.annotate(f"{' = '.join(names)}\n{config}", (x, y), fontsize=7,
                       textcoords="offset points", ha="right" if x > right else "left",
                       xytext=(-6 if x > right else 6, -16 if higher_is_better(metric) else 6))
     axes.set_xlabel(COST_LABELS[cost])
