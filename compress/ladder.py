@@ -45,6 +45,9 @@ class LadderConfig:
                               "timed by the search's latency settings")
     default_rung: str = option("default", "name of the pipeline's own student among the rungs "
                                           "(empty: leave it out)")
+    default_student: str = option("", "checkpoint of the default rung instead of the pipeline's own "
+                                      "student, e.g. one distilled outside this supernet (it is timed "
+                                      "and stamped like the rungs; it has no search score)")
     finetune: Optional[bool] = option(None, "fine-tune each rung (default: as the pipeline does)")
     time_population: bool = option(True, "time every scored sub-network (LUT-cached) for the population "
                                          "plot, also those scored by searches without a latency budget")
@@ -271,6 +274,8 @@ def run_ladder(path: str, overrides: Sequence[str] = (),
     if not os.path.isfile(main_layout.output("supernet")):
         raise ValueError(f"{main_layout.output('supernet')} is missing: train the supernet first "
                          f"(python -m compress.pipeline {path})")
+    if ladder.default_student:
+        default_student(ladder, main_layout, "")  # a missing or unfit file fails before any timing
     root = os.path.join(pipe.output_dir, "ladder")
     finetune = ladder.finetune if ladder.finetune is not None else "finetune" in pipe.stages()
     stages = ("supernet", "search") + (("finetune",) if finetune else ()) + ("extract",)
@@ -309,10 +314,10 @@ def run_ladder(path: str, overrides: Sequence[str] = (),
         run_rung_stages(stages[2:], stages, rung_pipe, tables, layout, path, folders, ladder.reuse_rows, log)
         rungs.append(_finish(name, layout.output("extract"), best, speedup, root, teacher_ms, setting,
                              timing))
-    if ladder.default_rung and os.path.isfile(main_layout.output("extract")):
-        best = read_summary_best(main_layout.output("search"))
-        rungs.append(_finish(ladder.default_rung, main_layout.output("extract"), best, None, root, teacher_ms,
-                             setting, timing))
+    default = default_student(ladder, main_layout, search_cfg.metric)
+    if default is not None:
+        rungs.append(_finish(ladder.default_rung, default[0], default[1], None, root, teacher_ms, setting,
+                             timing))
     return _write_outputs(root, pipe, rungs, pooled, teacher_ms, setting, log)
 
 
@@ -336,6 +341,27 @@ def choose_rung(layout: RungLayout, pooled: Sequence[Dict[str, Any]], budget_ms:
               "pooled_rows": len(pooled)}
     atomic_write_text(path, json.dumps(choice, indent=1, sort_keys=True) + "\n", overwrite=True)
     return best
+
+
+def default_student(ladder: LadderConfig, layout: Layout,
+                    metric: str) -> Optional[Tuple[str, Dict[str, Any]]]:
+    """(checkpoint, search row) of the default rung, or None: the pipeline's own student with its
+    search score once extracted, else ``default_student`` (no score: it was not searched here)."""
+    if not ladder.default_rung:
+        return None
+    if not ladder.default_student:
+        source = layout.output("extract")
+        return (source, read_summary_best(layout.output("search"))) if os.path.isfile(source) else None
+    from compress.models.checkpoints import load_generator
+    if not os.path.isfile(ladder.default_student):
+        raise ValueError(f"default_student {ladder.default_student} is missing: give a generator checkpoint "
+                         "(.safetensors), or leave the key empty for the pipeline's own student")
+    config = load_generator(ladder.default_student)[1].get("config")
+    if not config:
+        raise ValueError(f"default_student {ladder.default_student} names no sub-network config in its "
+                         "metadata: the ladder's rungs are sub-networks "
+                         "(compress.extract or compress.distill)")
+    return ladder.default_student, {"config": config, "metric": metric, "value": None}
 
 
 def read_summary_best(path: str) -> Dict[str, Any]:
@@ -391,7 +417,7 @@ def format_ladder(summary: Dict[str, Any]) -> str:
     for rung in summary["rungs"]:
         lines.append(f"  {rung['name']:<10} {rung['config']:<26} {human(rung['macs']):>7} "
                      f"{rung['latency_ms']:>7.2f} ms {rung['speedup']:>7.2f}x  {rung['metric']} "
-                     f"{rung['value']:.4g}")
+                     + ("- (not searched here)" if rung["value"] is None else f"{rung['value']:.4g}"))
     lines.append(f"  rungs: {os.path.dirname(summary['plot'])}/<rung>.safetensors; plot: {summary['plot']}")
     return "\n".join(lines)
 

@@ -8,7 +8,8 @@ evaluated sub-network, its Pareto front, and the sub-networks that ship marked b
 ``rows`` are search-log rows (`compress.searching.results`); rows without the cost (e.g. logged
 by a search that had no latency budget) are left out and counted in the subtitle. The metric
 axis is the search's own (mIoU, FID, ...), scored on the held-out training pairs. With a
-``reference`` cost (the teacher's latency) a second x axis reads the speedup over it.
+``reference`` cost (the teacher's latency) a second x axis reads the speedup over it. A marked
+row without a value (a model trained outside the searched supernet) is a dotted line at its cost.
 """
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -52,7 +53,14 @@ def write_population_plot(path: str, rows: Sequence[Row], cost: str = "latency_m
     for name, row in sorted((marked or {}).items(), key=lambda item: float(item[1][cost])):
         points_marked.setdefault(row["config"], (row, []))[1].append(name)
     for config, (row, names) in points_marked.items():
-        x, y = _cost_value(row, cost), float(row["value"])
+        x = _cost_value(row, cost)
+        if row.get("value") is None:  # a marked model without a score here (trained elsewhere): its cost
+            axes.axvline(x, linestyle=":", color="tab:red", linewidth=1.2)
+            axes.annotate(f"{' = '.join(names)} (not scored)\n{config}", (x, 0.02), fontsize=7,
+                          xycoords=("data", "axes fraction"), ha="left", xytext=(4, 0),
+                          textcoords="offset points")
+            continue
+        y = float(row["value"])
         axes.scatter([x], [y], marker="*", s=160, color="tab:red", zorder=3)
         axes.annotate(f"{' = '.join(names)}\n{config}", (x, y), fontsize=7,
                       textcoords="offset points", ha="right" if x > right else "left",

@@ -93,6 +93,18 @@ def test_rungs_meet_their_budgets_share_scores_and_resume(pipeline_run, monkeypa
     assert {p: os.path.getmtime(p) for p in stages} == stages
     assert "running" not in capsys.readouterr().out
 
+    # a default student from outside the supernet: timed and stamped like a rung, without a score
+    outside = str(out / "ladder" / "mid" / "compressed.safetensors")
+    assert main(ladder_argv + [f"--ladder.default_student={outside}"]) == 0
+    summary = json.loads((out / "ladder" / "ladder.json").read_text())
+    default = {rung["name"]: rung for rung in summary["rungs"]}["default"]
+    assert default["source"] == outside and default["value"] is None
+    assert default["config"] == rungs["mid"]["config"] and default["latency_ms"] == rungs["mid"]["latency_ms"]
+    assert load_generator(default["path"])[1]["rung"] == "default"
+    assert "not searched here" in capsys.readouterr().out
+    assert main(ladder_argv + [f"--ladder.default_student={out / 'nope.safetensors'}"]) == 2
+    assert "nope.safetensors is missing" in capsys.readouterr().err
+
 
 def test_ladder_settings_are_checked(tmp_path):
     assert LadderConfig(rungs=["fast:9", "slow:3.5"]).parsed_rungs() == [("fast", 9.0), ("slow", 3.5)]

@@ -35,3 +35,14 @@ def test_plot_refuses_rows_without_the_cost_and_keeps_a_users_file(tmp_path):
     with pytest.raises(FileExistsError):
         write_population_plot(str(mine), rows(3), overwrite=False)
     assert mine.read_bytes() == b"keep"
+
+
+def test_a_marked_model_without_a_score_is_drawn_at_its_cost(tmp_path):
+    population = rows()
+    outside = {"config": "24_16_16_32_16_16_16_8", "metric": "miou", "value": None, "latency_ms": 12.0}
+    plain, marked = tmp_path / "plain.png", tmp_path / "marked.png"
+    write_population_plot(str(plain), population, marked={"fast": population[0]}, reference=("teacher", 90.0))
+    both = {"fast": population[0], "default": outside}
+    counts = write_population_plot(str(marked), population, marked=both, reference=("teacher", 90.0))
+    assert counts["plotted"] == 40  # the unscored model is a marker, not a population point
+    assert marked.read_bytes() != plain.read_bytes()
