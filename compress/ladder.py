@@ -42,7 +42,8 @@ class LadderConfig:
     rungs: List[str] = option(["quality:3.5", "fast:9"],
                               "rungs as name:speedup: each is the best sub-network (by the search "
                               "metric) at least `speedup` times faster than the teacher, both "
-                              "timed by the search's latency settings")
+                              "timed by the search's latency settings; name:least-most (e.g. "
+                              "quality:3-4) also keeps it at most `most` times faster")
     default_rung: str = option("default", "name of the pipeline's own student among the rungs "
                                           "(empty: leave it out)")
     default_student: str = option("", "checkpoint of the default rung instead of the pipeline's own "
@@ -62,17 +63,27 @@ class LadderConfig:
                              f"got {', '.join(names)}")
 
     def parsed_rungs(self) -> List[Tuple[str, float]]:
+        """(name, speedup) of each rung: its latency budget is teacher / speedup."""
+        return [(name, low) for name, low, _ in self.rung_specs()]
+
+    def rung_specs(self) -> List[Tuple[str, float, Optional[float]]]:
+        """(name, speedup, most speedup or None) of each rung: "fast:9" or "quality:3-4" (the
+        best sub-network 3 to 4 times faster, so that a slow rung is not as fast as the others
+        when the search metric is flat)."""
         rungs = []
         for text in self.rungs:
             name, _, speedup = str(text).partition(":")
+            low_text, dash, high_text = speedup.partition("-")
             try:
-                value = float(speedup)
+                low, high = float(low_text), (float(high_text) if dash else None)
             except ValueError:
-                value = float("nan")
-            if not name or not name.replace("_", "").replace("-", "").isalnum() or not value > 1.0:
-                raise ValueError(f"rung {text!r}: write name:speedup with a plain name (letters, digits, "
-                                 "- or _) and a speedup > 1, e.g. \"fast:9\"")
-            rungs.append((name, value))
+                low, high = float("nan"), None
+            if (not name or not name.replace("_", "").replace("-", "").isalnum() or not low > 1.0
+                    or (high is not None and not high > low)):
+                raise ValueError(f"rung {text!r}: write name:speedup (or name:least-most) with a plain "
+                                 "name (letters, digits, - or _) and a speedup > 1, e.g. \"fast:9\" or "
+                                 "\"quality:3-4\"")
+            rungs.append((name, low, high))
         if not rungs:
             raise ValueError("rungs is empty: give at least one name:speedup")
         return rungs
@@ -298,17 +309,17 @@ def run_ladder(path: str, overrides: Sequence[str] = (),
         f"({setting['backend']}, {setting['device']}, {setting['threads']} thread(s))")
     timing = (measure, lut, size_hw, network)
     folders, plans, rungs = [main_layout.stage_dir("search")], [], []
-    for name, speedup in ladder.parsed_rungs():  # every rung's search first ...
+    for name, speedup, most in ladder.rung_specs():  # every rung's search first ...
         layout = RungLayout(os.path.join(root, name), main_layout)
         budget_ms = teacher_ms / speedup
         log(f"[rung {name}] at least {speedup:g}x faster than the teacher: latency budget {budget_ms:.2f} ms")
         rung_pipe = dataclasses.replace(pipe, budget_macs=None, budget_latency_ms=budget_ms)
         run_rung_stages(("search",), stages, rung_pipe, tables, layout, path, folders, ladder.reuse_rows, log)
         folders.append(layout.stage_dir("search"))
-        plans.append((name, speedup, layout, rung_pipe))
+        plans.append((name, speedup, layout, rung_pipe, teacher_ms / most if most else 0.0))
     pooled = population(folders, *timing, supernet=supernet if ladder.time_population else None)
-    for name, speedup, layout, rung_pipe in plans:  # ... then each rung's choice from all their rows
-        best = choose_rung(layout, pooled, rung_pipe.budget_latency_ms, log)
+    for name, speedup, layout, rung_pipe, floor_ms in plans:  # ... then each rung's choice from all rows
+        best = choose_rung(layout, pooled, rung_pipe.budget_latency_ms, log, floor_ms)
         log(f"[rung {name}] {best['config']}: {best['latency_ms']:.2f} ms, "
             f"{best['metric']} {best['value']:.4g}")
         run_rung_stages(stages[2:], stages, rung_pipe, tables, layout, path, folders, ladder.reuse_rows, log)
@@ -322,23 +333,28 @@ def run_ladder(path: str, overrides: Sequence[str] = (),
 
 
 def choose_rung(layout: RungLayout, pooled: Sequence[Dict[str, Any]], budget_ms: float,
-                log: Callable[[str], None]) -> Dict[str, Any]:
-    """The rung's config: the best timed row within its budget among all the rungs' searches
-    (an evolution under one budget may miss what another found), fixed in ``choice.json`` the
-    first time, so that a resumed fine-tuning keeps its config."""
+                log: Callable[[str], None], floor_ms: float = 0.0) -> Dict[str, Any]:
+    """The rung's config: the best timed row within its budget (and no faster than ``floor_ms``)
+    among all the rungs' searches (an evolution under one budget may miss what another found),
+    fixed in ``choice.json`` the first time, so that a resumed fine-tuning keeps its config."""
     from compress.common.atomic import atomic_write_text
     from compress.searching.results import select_best
     path = layout.output("search")
     if os.path.isfile(path):
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)["best"]
-    best = select_best([row for row in pooled if row.get("latency_ms") is not None], latency_ms=budget_ms)
+    timed = [row for row in pooled if row.get("latency_ms") is not None and row["latency_ms"] >= floor_ms]
+    if not any(row["latency_ms"] <= budget_ms for row in timed):
+        raise ValueError(f"no timed sub-network of {layout.root} lies between {floor_ms:.2f} and "
+                         f"{budget_ms:.2f} ms: widen the rung's speedup range or search longer "
+                         "(--search.generations)")
+    best = select_best(timed, latency_ms=budget_ms)
     own = read_summary_best(layout.search_done())
     if own["config"] != best["config"]:
         log(f"  another rung's search found a better config within this budget: {best['config']} "
             f"({best['value']:.4g}) instead of {own['config']} ({own['value']:.4g})")
-    choice = {"best": best, "budget_latency_ms": budget_ms, "own_search_best": own,
-              "pooled_rows": len(pooled)}
+    choice = {"best": best, "budget_latency_ms": budget_ms, "floor_latency_ms": floor_ms,
+              "own_search_best": own, "pooled_rows": len(pooled)}
     atomic_write_text(path, json.dumps(choice, indent=1, sort_keys=True) + "\n", overwrite=True)
     return best
 

@@ -72,6 +72,40 @@ def test_onnx_matches_the_checkpoint_on_real_inputs(role, real_inputs):
             assert expected.std() > 0.1  # a trained picture, not a flat one
 
 
+# Compute ladders (issue 16): the other students of a pair, in <pair>/ladder/, besides compressed.*
+LADDERS = {"facades": ("quality", "fast")}
+LADDER_RUNGS = [(pair, rung) for pair, rungs in LADDERS.items() for rung in rungs]
+
+
+@pytest.mark.parametrize("pair,rung", LADDER_RUNGS)
+def test_ladder_rungs_load_strictly_and_their_onnx_matches(pair, rung):
+    path = MODEL_DIR / pair / "ladder" / f"{rung}.safetensors"
+    model, meta = load_generator(str(path))
+    assert meta["rung"] == rung and meta["arch"] == "sub_mobile_resnet_9blocks"
+    assert count_macs(model, (1, 3, 128, 128))["macs"] == meta["macs"]
+    assert meta["speedup"] == pytest.approx(meta["teacher_latency_ms"] / meta["latency_ms"], abs=0.01)
+    mode, root, split, options = PAIRS[pair]["dataset"]
+    dataset = build_dataset(mode, str(root), split, load_size=128, max_items=2, flip=False,
+                            random_crop=False, **options)
+    with open_engine(str(path)) as reference, open_engine(str(path.with_suffix(".onnx"))) as engine:
+        assert engine.metadata["rung"] == rung and engine.metadata["latency_ms"] == meta["latency_ms"]
+        for item in range(len(dataset)):
+            image = dataset[item]["A"].numpy()[None]
+            assert np.abs(engine.infer(image) - reference.infer(image)).max() <= 1e-4
+
+
+@pytest.mark.parametrize("pair", list(LADDERS))
+def test_the_ladder_spans_slow_to_fast_rungs_timed_against_one_teacher(pair):
+    from app import model_pairs
+    folder = MODEL_DIR / pair
+    rungs = model_pairs.ladder_rungs(str(folder), str(folder / "compressed.onnx"))
+    assert len(rungs) >= 3
+    metas = [load_generator(str(Path(path).with_suffix(".safetensors")))[1] for path in rungs]
+    assert len({meta["teacher_latency_ms"] for meta in metas}) == 1  # speedups from one timing session
+    speedups = sorted(meta["speedup"] for meta in metas)
+    assert speedups[0] <= 4.0 and speedups[-1] >= 8.0, speedups  # the issue's span, as measured
+
+
 def test_the_app_opens_the_trained_pair_by_default_and_finds_both():
     from app import model_files, model_pairs
     original, compressed = model_files.default_models()
@@ -85,8 +119,8 @@ def test_the_app_opens_the_trained_pair_by_default_and_finds_both():
 def test_model_card_quotes_the_shipped_measurements(pair):
     card = (MODEL_DIR / pair / "MODEL_CARD.md").read_text(encoding="utf-8")
     results = json.loads((MODEL_DIR / pair / "metrics.json").read_text(encoding="utf-8"))
-    for name in ("teacher", "student"):
-        row = results["generators"][name]
+    assert {"teacher", "student"} <= set(results["generators"])
+    for row in results["generators"].values():  # the ladder's rungs too, where scored
         assert f"{row['fid']:.1f}" in card and f"{row['kid']:.4f}" in card
         if "miou" in row:
             assert f"{row['miou']:.2f}" in card

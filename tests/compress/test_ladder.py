@@ -108,7 +108,9 @@ def test_rungs_meet_their_budgets_share_scores_and_resume(pipeline_run, monkeypa
 
 def test_ladder_settings_are_checked(tmp_path):
     assert LadderConfig(rungs=["fast:9", "slow:3.5"]).parsed_rungs() == [("fast", 9.0), ("slow", 3.5)]
+    assert LadderConfig(rungs=["q-1:3-4", "f:9"]).rung_specs() == [("q-1", 3.0, 4.0), ("f", 9.0, None)]
     for rungs, message in ((["fast"], "name:speedup"), (["fast:0.5"], "speedup > 1"),
+                           (["q:4-3"], "least-most"), (["q:3-"], "least-most"),
                            (["a b:3"], "plain name"), (["fast:9", "fast:4"], "unique"),
                            (["default:4"], "unique"), ([], "empty")):
         with pytest.raises(ValueError, match=message):
@@ -130,3 +132,24 @@ def test_busy_cores_are_reported_before_timing(monkeypatch):
     assert "load average 2.1 on 2 cores" in ladder.busy_cores_warning(1)
     monkeypatch.setattr(ladder.os, "getloadavg", lambda: (1.2, 1.0, 1.0))  # our own thread + a little
     assert ladder.busy_cores_warning(1) == ""
+
+
+def test_a_rung_with_a_speedup_range_takes_the_best_inside_it(tmp_path):
+    from compress.ladder import RungLayout, choose_rung
+    from compress.pipeline import Layout
+    layout = RungLayout(str(tmp_path / "quality"), Layout(str(tmp_path)))
+    os.makedirs(os.path.dirname(layout.search_done()))
+    def row(config, value, latency_ms):
+        return {"config": config, "metric": "miou", "value": value, "latency_ms": latency_ms, "macs": 1.0}
+    own = row("b", 30.0, 25.0)
+    with open(layout.search_done(), "w") as handle:
+        json.dump({"best": own}, handle)
+    pooled = [row("a", 40.0, 10.0), own, row("c", 20.0, 32.0), row("d", 35.0, 50.0)]
+    # teacher 100 ms, "quality:3-4": between 25 and 33.3 ms; "a" scores best but is too fast
+    assert choose_rung(layout, pooled, 100 / 3, print, floor_ms=100 / 4)["config"] == "b"
+    assert json.loads((tmp_path / "quality" / "choice.json").read_text())["floor_latency_ms"] == 25.0
+    os.remove(tmp_path / "quality" / "choice.json")
+    assert choose_rung(layout, pooled, 100 / 3, print)["config"] == "a"  # without a floor
+    os.remove(tmp_path / "quality" / "choice.json")
+    with pytest.raises(ValueError, match="no timed sub-network .* between 33.00 and 33.33 ms"):
+        choose_rung(layout, pooled, 100 / 3, print, floor_ms=33.0)
