@@ -52,6 +52,9 @@ class LadderConfig:
     finetune: Optional[bool] = option(None, "fine-tune each rung (default: as the pipeline does)")
     time_population: bool = option(True, "time every scored sub-network (LUT-cached) for the population "
                                          "plot, also those scored by searches without a latency budget")
+    confirm_runs: int = option(2, "re-time a rung's chosen sub-network this many more times and use the "
+                                  "median of all its timings, choosing again if it no longer fits (one "
+                                  "timing on a busy or throttling CPU can be off by 25 %); 0: trust it")
     reuse_rows: bool = option(True, "copy the earlier searches' scores into a rung's first search "
                                     "(same supernet, metric and held-out pairs): no config is scored twice")
 
@@ -301,7 +304,7 @@ def run_ladder(path: str, overrides: Sequence[str] = (),
     if load:
         log(load)
     from compress.models.checkpoints import load_generator
-    from compress.searching.latency import network_tag
+    from compress.searching.latency import network_tag, remeasured_latency
     teacher = load_generator(pipe.teacher)[0]
     teacher_ms = generator_latency(teacher, TEACHER_KEY, network_tag(teacher), measure, lut, size_hw)
     check_reachable(ladder.parsed_rungs(), teacher_ms, smallest, supernet, (measure, lut, size_hw, network))
@@ -319,7 +322,11 @@ def run_ladder(path: str, overrides: Sequence[str] = (),
         plans.append((name, speedup, layout, rung_pipe, teacher_ms / most if most else 0.0))
     pooled = population(folders, *timing, supernet=supernet if ladder.time_population else None)
     for name, speedup, layout, rung_pipe, floor_ms in plans:  # ... then each rung's choice from all rows
-        best = choose_rung(layout, pooled, rung_pipe.budget_latency_ms, log, floor_ms)
+        confirm = ((lambda config: remeasured_latency(*timing[:2], config, timing[2],
+                                                      lambda: supernet.make_subnet(config), timing[3],
+                                                      ladder.confirm_runs))
+                   if ladder.confirm_runs > 0 else None)
+        best = choose_rung(layout, pooled, rung_pipe.budget_latency_ms, log, floor_ms, confirm)
         log(f"[rung {name}] {best['config']}: {best['latency_ms']:.2f} ms, "
             f"{best['metric']} {best['value']:.4g}")
         run_rung_stages(stages[2:], stages, rung_pipe, tables, layout, path, folders, ladder.reuse_rows, log)
@@ -333,28 +340,39 @@ def run_ladder(path: str, overrides: Sequence[str] = (),
 
 
 def choose_rung(layout: RungLayout, pooled: Sequence[Dict[str, Any]], budget_ms: float,
-                log: Callable[[str], None], floor_ms: float = 0.0) -> Dict[str, Any]:
+                log: Callable[[str], None], floor_ms: float = 0.0,
+                confirm: Optional[Callable[[str], float]] = None) -> Dict[str, Any]:
     """The rung's config: the best timed row within its budget (and no faster than ``floor_ms``)
     among all the rungs' searches (an evolution under one budget may miss what another found),
-    fixed in ``choice.json`` the first time, so that a resumed fine-tuning keeps its config."""
+    fixed in ``choice.json`` the first time, so that a resumed fine-tuning keeps its config.
+    With ``confirm`` (config -> a more careful latency), the best row is re-timed, and the choice
+    repeated until the best row's latency is a confirmed one."""
     from compress.common.atomic import atomic_write_text
     from compress.searching.results import select_best
     path = layout.output("search")
     if os.path.isfile(path):
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)["best"]
-    timed = [row for row in pooled if row.get("latency_ms") is not None and row["latency_ms"] >= floor_ms]
-    if not any(row["latency_ms"] <= budget_ms for row in timed):
-        raise ValueError(f"no timed sub-network of {layout.root} lies between {floor_ms:.2f} and "
-                         f"{budget_ms:.2f} ms: widen the rung's speedup range or search longer "
-                         "(--search.generations)")
-    best = select_best(timed, latency_ms=budget_ms)
+    confirmed: Dict[str, float] = {}
+    while True:
+        timed = [row for row in pooled if row.get("latency_ms") is not None and row["latency_ms"] >= floor_ms]
+        if not any(row["latency_ms"] <= budget_ms for row in timed):
+            raise ValueError(f"no timed sub-network of {layout.root} lies between {floor_ms:.2f} and "
+                             f"{budget_ms:.2f} ms: widen the rung's speedup range or search longer "
+                             "(--search.generations)")
+        best = select_best(timed, latency_ms=budget_ms)
+        if confirm is None or best["config"] in confirmed:
+            break
+        first = best["latency_ms"]
+        confirmed[best["config"]] = best["latency_ms"] = confirm(best["config"])  # updates the pooled row
+        log(f"  re-timed {best['config']}: {first:.2f} -> {best['latency_ms']:.2f} ms (median)")
     own = read_summary_best(layout.search_done())
     if own["config"] != best["config"]:
-        log(f"  another rung's search found a better config within this budget: {best['config']} "
-            f"({best['value']:.4g}) instead of {own['config']} ({own['value']:.4g})")
+        where = "within this speedup range" if floor_ms else "found by another search within this budget"
+        log(f"  the best config {where}: {best['config']} ({best['value']:.4g}), not its own "
+            f"search's best {own['config']} ({own['value']:.4g})")
     choice = {"best": best, "budget_latency_ms": budget_ms, "floor_latency_ms": floor_ms,
-              "own_search_best": own, "pooled_rows": len(pooled)}
+              "own_search_best": own, "pooled_rows": len(pooled), "confirmed_ms": confirmed}
     atomic_write_text(path, json.dumps(choice, indent=1, sort_keys=True) + "\n", overwrite=True)
     return best
 

@@ -4,6 +4,7 @@ budget, the ONNX files match their checkpoints on real inputs, the app opens fac
 and finds both pairs, and each model card quotes the measured numbers it ships with."""
 import json
 from pathlib import Path
+from typing import Dict, Tuple
 
 import numpy as np
 import pytest
@@ -73,7 +74,10 @@ def test_onnx_matches_the_checkpoint_on_real_inputs(role, real_inputs):
 
 
 # Compute ladders (issue 16): the other students of a pair, in <pair>/ladder/, besides compressed.*
-LADDERS = {"facades": ("quality", "fast")}
+# None ships yet (the facades rungs' first pass was timed and scored, but not shipped: see
+# assets/models/facades/provenance/ladder/README.md); a pair that ships one is listed here, e.g.
+# {"facades": ("quality", "fast")}, and these tests then check its files and its speedup span.
+LADDERS: Dict[str, Tuple[str, ...]] = {}
 LADDER_RUNGS = [(pair, rung) for pair, rungs in LADDERS.items() for rung in rungs]
 
 

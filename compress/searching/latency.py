@@ -241,6 +241,21 @@ def cached_latency(lut: LatencyLUT, measure: Callable[..., float], config: str, 
     return latency_ms, True
 
 
+def remeasured_latency(measure: Callable[..., float], lut: LatencyLUT, config: str, size_hw: Tuple[int, int],
+                       build: Callable[[], nn.Module], network: str, repeats: int) -> float:
+    """The median of the LUT's timing of ``config`` (if any) and ``repeats`` new ones, stored back
+    in the LUT with every run (``runs_ms``) so that later reads agree: one timing on a busy or
+    throttling CPU can be off by a quarter, which matters where a choice hangs on it."""
+    setting = measure.describe() if hasattr(measure, "describe") else {"backend": "custom", "device": "?"}
+    key = lut.key(config, size_hw, setting, network)
+    runs = [value for value in (lut.get(key),) if value is not None]
+    runs += [float(measure(build(), size_hw)) for _ in range(max(1, repeats) if not runs else repeats)]
+    latency_ms = statistics.median(runs)
+    lut.put(key, latency_ms, config=config, network=network, size=[int(size_hw[0]), int(size_hw[1])],
+            runs_ms=runs, **setting)
+    return latency_ms
+
+
 def network_tag(supernet: nn.Module) -> str:
     """The sub-network architecture of ``supernet`` without the config (of a plain generator,
     e.g. a teacher: its own architecture), e.g.

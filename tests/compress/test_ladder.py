@@ -153,3 +153,38 @@ def test_a_rung_with_a_speedup_range_takes_the_best_inside_it(tmp_path):
     os.remove(tmp_path / "quality" / "choice.json")
     with pytest.raises(ValueError, match="no timed sub-network .* between 33.00 and 33.33 ms"):
         choose_rung(layout, pooled, 100 / 3, print, floor_ms=33.0)
+
+
+def test_a_rung_is_chosen_again_when_re_timing_moves_its_best_out_of_the_budget(tmp_path):
+    from compress.ladder import RungLayout, choose_rung
+    from compress.pipeline import Layout
+    layout = RungLayout(str(tmp_path / "fast"), Layout(str(tmp_path)))
+    os.makedirs(os.path.dirname(layout.search_done()))
+    pooled = [{"config": c, "metric": "miou", "value": v, "latency_ms": ms, "macs": 1.0}
+              for c, v, ms in (("lucky", 40.0, 9.0), ("steady", 35.0, 10.0), ("slow", 45.0, 20.0))]
+    with open(layout.search_done(), "w") as handle:
+        json.dump({"best": pooled[0]}, handle)
+    careful = {"lucky": 13.0, "steady": 10.5}  # "lucky" was timed in a quiet moment
+    best = choose_rung(layout, pooled, 11.0, print, confirm=careful.__getitem__)
+    assert best["config"] == "steady" and best["latency_ms"] == 10.5
+    choice = json.loads((tmp_path / "fast" / "choice.json").read_text())
+    assert choice["confirmed_ms"] == {"lucky": 13.0, "steady": 10.5}
+    assert pooled[0]["latency_ms"] == 13.0  # the population (plot, population.json) gets the median too
+
+
+def test_remeasured_latency_is_the_median_of_every_timing_and_sticks(tmp_path):
+    from compress.searching.latency import LatencyLUT, cached_latency, remeasured_latency
+    timings = iter([9.0, 14.0, 12.0])
+
+    class Measure:
+        def describe(self):
+            return {"backend": "fake", "device": "cpu", "threads": 1}
+
+        def __call__(self, model, size_hw):
+            return next(timings)
+
+    lut, measure = LatencyLUT(str(tmp_path / "lut.json")), Measure()
+    assert cached_latency(lut, measure, "8_8", (4, 4), lambda: None, "net")[0] == 9.0
+    assert remeasured_latency(measure, lut, "8_8", (4, 4), lambda: None, "net", 2) == 12.0
+    again = LatencyLUT(str(tmp_path / "lut.json"))
+    assert cached_latency(again, measure, "8_8", (4, 4), lambda: None, "net") == (12.0, False)
