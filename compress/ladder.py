@@ -183,9 +183,9 @@ def busy_cores_warning(threads: Optional[int]) -> str:
 # these are shared between rungs (latency is dropped from shared rows and re-read from the LUT)
 NOT_SCORING = ("output_dir", "device", "cpu_threads", "batch_size", "generations", "latency_lut",
                "latency_warmup", "latency_runs", "latency_backend", "latency_device", "latency_threads",
-               "budget_macs", "budget_latency_ms", "strategy", "population", "parents_fraction",
-               "mutation_fraction", "mutate_prob", "weighted_sample", "weight_strategy", "seed",
-               "num_shards", "shard")
+               "budget_macs", "budget_latency_ms", "min_latency_ms", "strategy", "population",
+               "parents_fraction", "mutation_fraction", "mutate_prob", "weighted_sample", "weight_strategy",
+               "seed", "num_shards", "shard")
 
 
 def reusable_rows(search_cfg: Any, folders: Sequence[str]) -> List[Dict[str, Any]]:
@@ -317,9 +317,12 @@ def run_ladder(path: str, overrides: Sequence[str] = (),
         budget_ms = teacher_ms / speedup
         log(f"[rung {name}] at least {speedup:g}x faster than the teacher: latency budget {budget_ms:.2f} ms")
         rung_pipe = dataclasses.replace(pipe, budget_macs=None, budget_latency_ms=budget_ms)
-        run_rung_stages(("search",), stages, rung_pipe, tables, layout, path, folders, ladder.reuse_rows, log)
+        floor_ms = teacher_ms / most if most else 0.0  # a range rung searches inside its window
+        rung_tables = dict(tables, search=dict(tables["search"], min_latency_ms=floor_ms or None))
+        run_rung_stages(("search",), stages, rung_pipe, rung_tables, layout, path, folders, ladder.reuse_rows,
+                        log)
         folders.append(layout.stage_dir("search"))
-        plans.append((name, speedup, layout, rung_pipe, teacher_ms / most if most else 0.0))
+        plans.append((name, speedup, layout, rung_pipe, floor_ms))
     pooled = population(folders, *timing, supernet=supernet if ladder.time_population else None)
     for name, speedup, layout, rung_pipe, floor_ms in plans:  # ... then each rung's choice from all rows
         confirm = ((lambda config: remeasured_latency(*timing[:2], config, timing[2],

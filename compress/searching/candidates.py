@@ -60,12 +60,14 @@ class CostModel:
 
     def __init__(self, supernet: nn.Module, size_hw: Tuple[int, int], cache_path: Optional[str] = None,
                  budget_macs: Optional[float] = None, budget_latency_ms: Optional[float] = None,
-                 measure: Optional[Callable[..., float]] = None, lut: Optional[LatencyLUT] = None):
+                 measure: Optional[Callable[..., float]] = None, lut: Optional[LatencyLUT] = None,
+                 min_latency_ms: Optional[float] = None):
         if budget_latency_ms is not None and measure is None:
             raise ValueError("a latency budget needs a latency measurer")
         self.supernet, self.size_hw = supernet, (int(size_hw[0]), int(size_hw[1]))
         self.cache_path = cache_path
         self.budget_macs, self.budget_latency_ms = budget_macs, budget_latency_ms
+        self.min_latency_ms = min_latency_ms  # a window's lower end (with budget_latency_ms)
         self.measure = measure
         self.lut = lut if lut is not None else LatencyLUT(None)
         self.profiles: Dict[str, Dict[str, int]] = {}
@@ -148,8 +150,9 @@ class CostModel:
         """Within the budget? MACs are checked first: a config over the MACs budget is never timed."""
         if self.budget_macs is not None and self.profile(config)["macs"] > self.budget_macs:
             return False
-        if self.budget_latency_ms is not None and self.latency(config) > self.budget_latency_ms:
-            return False
+        if self.budget_latency_ms is not None:
+            latency_ms = self.latency(config)
+            return latency_ms <= self.budget_latency_ms and latency_ms >= (self.min_latency_ms or 0.0)
         return True
 
     def check_budget(self, smallest: Sequence[int], where: str = "search") -> None:

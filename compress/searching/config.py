@@ -50,6 +50,8 @@ class SearchConfig(DeviceSettings, DatasetSettings):
     # --- budget
     budget_macs: Optional[float] = option(None, "MACs budget (paper convention, at the search size)")
     budget_latency_ms: Optional[float] = option(None, "measured-latency budget in ms")
+    min_latency_ms: Optional[float] = option(None, "with budget_latency_ms: sub-networks faster than "
+                                                   "this are outside the budget too (a ladder's slow rung)")
     latency_backend: str = option("onnxruntime", "onnxruntime | torch")
     latency_device: str = option("cpu", "cpu | cuda | cuda:N")
     latency_threads: Optional[int] = option(1, "threads of the timed runs (part of the LUT key)")
@@ -97,6 +99,10 @@ class SearchConfig(DeviceSettings, DatasetSettings):
         for key in ("budget_macs", "budget_latency_ms"):
             if getattr(self, key) is not None and not getattr(self, key) > 0:
                 raise ValueError(f"{key} must be > 0 (or unset), got {getattr(self, key)}")
+        if self.min_latency_ms is not None and not (self.budget_latency_ms is not None
+                                                    and 0 < self.min_latency_ms < self.budget_latency_ms):
+            raise ValueError(f"min_latency_ms ({self.min_latency_ms}) needs a larger budget_latency_ms "
+                             f"(got {self.budget_latency_ms}): the two bound a latency window")
 
     def suffix(self) -> str:
         return "" if self.num_shards == 1 else f".shard{self.shard}of{self.num_shards}"

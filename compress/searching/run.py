@@ -208,7 +208,7 @@ def run_search(cfg: SearchConfig, force: bool = False, measure: Optional[Callabl
                                   cfg.latency_warmup, cfg.latency_runs)
     lut = LatencyLUT(cfg.latency_lut or os.path.join(cfg.output_dir, "latency_lut.json"))
     cost = CostModel(supernet, size_hw, cfg.path("profile_cache.json"), cfg.budget_macs,
-                     cfg.budget_latency_ms, measure, lut)
+                     cfg.budget_latency_ms, measure, lut, cfg.min_latency_ms)
     cost.check_budget(space.smallest(), where=cfg.supernet)
     supernet.to(device)
     holdout = holdout_setting(cfg, meta, log)
@@ -309,7 +309,9 @@ def _within(row: Dict[str, Any], cfg: SearchConfig) -> bool:
     if cfg.budget_macs is not None and float(row["macs"]) > cfg.budget_macs:
         return False
     if cfg.budget_latency_ms is not None:
-        return row.get("latency_ms") is not None and float(row["latency_ms"]) <= cfg.budget_latency_ms
+        latency_ms = row.get("latency_ms")
+        return (latency_ms is not None and float(latency_ms) <= cfg.budget_latency_ms
+                and float(latency_ms) >= (cfg.min_latency_ms or 0.0))
     return True
 
 
@@ -327,6 +329,7 @@ def finish(cfg: SearchConfig, rows: List[Dict[str, Any]], log: Callable[[str], N
     log(format_table([best], f"best {cfg.metric} within the budget:"))
     return {"strategy": cfg.strategy, "metric": cfg.metric, "higher_is_better": higher_is_better(cfg.metric),
             "budget_macs": cfg.budget_macs, "budget_latency_ms": cfg.budget_latency_ms,
-            "shard": cfg.shard if cfg.num_shards > 1 else None, "num_shards": cfg.num_shards,
+            "min_latency_ms": cfg.min_latency_ms, "shard": cfg.shard if cfg.num_shards > 1 else None,
+            "num_shards": cfg.num_shards,
             "evaluated": len(rows), "best": best, "pareto": front,
             "results": cfg.path("search_results.json")}

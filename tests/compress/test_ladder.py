@@ -93,6 +93,14 @@ def test_rungs_meet_their_budgets_share_scores_and_resume(pipeline_run, monkeypa
     assert {p: os.path.getmtime(p) for p in stages} == stages
     assert "running" not in capsys.readouterr().out
 
+    # a range rung searches inside its window (min_latency_ms) and is chosen there
+    assert main(ladder_argv[:-1] + ["--ladder.rungs=mid:2,fast:3.2,wide:1.3-2"]) == 0
+    wide = json.loads((out / "ladder" / "wide" / "search" / "search_summary.json").read_text())
+    assert wide["min_latency_ms"] == pytest.approx(teacher_ms / 2)
+    choice = json.loads((out / "ladder" / "wide" / "choice.json").read_text())["best"]
+    assert teacher_ms / 2 <= choice["latency_ms"] <= teacher_ms / 1.3
+    capsys.readouterr()
+
     # a default student from outside the supernet: timed and stamped like a rung, without a score
     outside = str(out / "ladder" / "mid" / "compressed.safetensors")
     assert main(ladder_argv + [f"--ladder.default_student={outside}"]) == 0

@@ -170,6 +170,15 @@ def test_latency_budget_measures_with_onnxruntime_and_reuses_the_lut(checkpoints
     assert [r["latency_ms"] for r in read_rows(str(tmp_path / "b" / "search_results.json"))] \
         == [r["latency_ms"] for r in rows]
     assert all(p["latency_ms"] is not None for p in again["pareto"])
+    # a latency window (a ladder's slow rung): faster configs are outside the budget too
+    floor = sorted(r["latency_ms"] for r in rows)[2]
+    window = run_search(config(checkpoints, tmp_path / "c", *common, f"--min_latency_ms={floor}",
+                               choices=choices))
+    kept = read_rows(str(tmp_path / "c" / "search_results.json"))
+    assert {r["config"] for r in kept} == {r["config"] for r in rows if r["latency_ms"] >= floor}
+    assert window["min_latency_ms"] == floor and window["latency_measurements"] == 0
+    with pytest.raises(ValueError, match="min_latency_ms .* needs a larger budget_latency_ms"):
+        config(checkpoints, tmp_path / "d", "--min_latency_ms=5")
 
 
 def rows_of(*triples, metric="fid"):
