@@ -288,8 +288,6 @@ def run_ladder(path: str, overrides: Sequence[str] = (),
     if not os.path.isfile(main_layout.output("supernet")):
         raise ValueError(f"{main_layout.output('supernet')} is missing: train the supernet first "
                          f"(python -m compress.pipeline {path})")
-    if ladder.default_student:
-        default_student(ladder, main_layout, "")  # a missing or unfit file fails before any timing
     root = os.path.join(pipe.output_dir, "ladder")
     finetune = ladder.finetune if ladder.finetune is not None else "finetune" in pipe.stages()
     stages = ("supernet", "search") + (("finetune",) if finetune else ()) + ("extract",)
@@ -298,6 +296,7 @@ def run_ladder(path: str, overrides: Sequence[str] = (),
     probe = dataclasses.replace(pipe, budget_macs=None, budget_latency_ms=1.0)  # any budget: only timing keys
     search_cfg = stage_config("search", stage_settings("search", probe, tables["search"],
                                                        RungLayout(root, main_layout), stages, path), path)
+    default = default_student(ladder, main_layout, search_cfg.metric)  # a bad file fails before any timing
     measure, lut, size_hw, network, supernet, smallest = latency_setup(search_cfg)
     setting = measure.describe()
     load = busy_cores_warning(setting.get("threads"))
@@ -336,7 +335,6 @@ def run_ladder(path: str, overrides: Sequence[str] = (),
         run_rung_stages(stages[2:], stages, rung_pipe, tables, layout, path, folders, ladder.reuse_rows, log)
         rungs.append(_finish(name, layout.output("extract"), best, speedup, root, teacher_ms, setting,
                              timing))
-    default = default_student(ladder, main_layout, search_cfg.metric)
     if default is not None:
         if ladder.confirm_runs > 0:  # its stamped latency as careful as the rungs'
             confirm(default[1]["config"])
@@ -354,19 +352,19 @@ def choose_rung(layout: RungLayout, pooled: Sequence[Dict[str, Any]], budget_ms:
     With ``confirm`` (config -> a more careful latency), the best row is re-timed, and the choice
     repeated until the best row's latency is a confirmed one."""
     from compress.common.atomic import atomic_write_text
-    from compress.searching.results import select_best
+    from compress.searching.results import select_best, within_latency
     path = layout.output("search")
     if os.path.isfile(path):
         with open(path, encoding="utf-8") as handle:
             return json.load(handle)["best"]
     confirmed: Dict[str, float] = {}
     while True:
-        timed = [row for row in pooled if row.get("latency_ms") is not None and row["latency_ms"] >= floor_ms]
-        if not any(row["latency_ms"] <= budget_ms for row in timed):
+        window = [row for row in pooled if within_latency(row.get("latency_ms"), budget_ms, floor_ms)]
+        if not window:
             raise ValueError(f"no timed sub-network of {layout.root} lies between {floor_ms:.2f} and "
                              f"{budget_ms:.2f} ms: widen the rung's speedup range or search longer "
                              "(--search.generations)")
-        best = select_best(timed, latency_ms=budget_ms)
+        best = select_best(window)
         if confirm is None or best["config"] in confirmed:
             break
         first = best["latency_ms"]

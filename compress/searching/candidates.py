@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from compress.common.atomic import atomic_write_text
 from compress.searching.latency import LatencyLUT, cached_latency, network_tag
+from compress.searching.results import within_latency
 from compress.models.search_space import encode_config
 from compress.models.profile import count_macs, human
 
@@ -151,8 +152,7 @@ class CostModel:
         if self.budget_macs is not None and self.profile(config)["macs"] > self.budget_macs:
             return False
         if self.budget_latency_ms is not None:
-            latency_ms = self.latency(config)
-            return latency_ms <= self.budget_latency_ms and latency_ms >= (self.min_latency_ms or 0.0)
+            return within_latency(self.latency(config), self.budget_latency_ms, self.min_latency_ms)
         return True
 
     def check_budget(self, smallest: Sequence[int], where: str = "search") -> None:

@@ -228,17 +228,25 @@ def cached_latency(lut: LatencyLUT, measure: Callable[..., float], config: str, 
     """(latency_ms, True if it was measured now) for ``config``: from the LUT, else measured on
     ``build()`` (a standalone sub-network) and stored. ``measure`` must offer ``describe()``;
     ``network`` names the architecture the config belongs to (see `network_tag`)."""
-    setting = measure.describe() if hasattr(measure, "describe") else {"backend": "custom", "device": "?"}
-    key = lut.key(config, size_hw, setting, network)
-    known = lut.get(key)
+    known = lut.get(lut.key(config, size_hw, _setting(measure), network))
     if known is not None:
         return known, False
     latency_ms = float(measure(build(), size_hw))
     if not latency_ms > 0:
         raise ValueError(f"latency measurement of {config} returned {latency_ms} ms")
-    lut.put(key, latency_ms, config=config, network=network, size=[int(size_hw[0]), int(size_hw[1])],
-            **setting)
+    _store(lut, measure, config, size_hw, network, latency_ms)
     return latency_ms, True
+
+
+def _setting(measure: Callable[..., float]) -> Dict[str, Any]:
+    return measure.describe() if hasattr(measure, "describe") else {"backend": "custom", "device": "?"}
+
+
+def _store(lut: LatencyLUT, measure: Callable[..., float], config: str, size_hw: Tuple[int, int],
+           network: str, latency_ms: float, **extra: Any) -> None:
+    setting = _setting(measure)
+    lut.put(lut.key(config, size_hw, setting, network), latency_ms, config=config, network=network,
+            size=[int(size_hw[0]), int(size_hw[1])], **extra, **setting)
 
 
 def remeasured_latency(measure: Callable[..., float], lut: LatencyLUT, config: str, size_hw: Tuple[int, int],
@@ -246,13 +254,10 @@ def remeasured_latency(measure: Callable[..., float], lut: LatencyLUT, config: s
     """The median of the LUT's timing of ``config`` (if any) and ``repeats`` new ones, stored back
     in the LUT with every run (``runs_ms``) so that later reads agree: one timing on a busy or
     throttling CPU can be off by a quarter, which matters where a choice hangs on it."""
-    setting = measure.describe() if hasattr(measure, "describe") else {"backend": "custom", "device": "?"}
-    key = lut.key(config, size_hw, setting, network)
-    runs = [value for value in (lut.get(key),) if value is not None]
-    runs += [float(measure(build(), size_hw)) for _ in range(max(1, repeats) if not runs else repeats)]
+    first, _ = cached_latency(lut, measure, config, size_hw, build, network)  # timed now if unknown
+    runs = [first] + [float(measure(build(), size_hw)) for _ in range(repeats)]
     latency_ms = statistics.median(runs)
-    lut.put(key, latency_ms, config=config, network=network, size=[int(size_hw[0]), int(size_hw[1])],
-            runs_ms=runs, **setting)
+    _store(lut, measure, config, size_hw, network, latency_ms, runs_ms=runs)
     return latency_ms
 
 

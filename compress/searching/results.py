@@ -158,6 +158,12 @@ def pareto_front(rows: Sequence[Row], cost: str = "macs") -> List[Row]:
     return front
 
 
+def within_latency(latency_ms: Optional[float], budget_ms: float, min_ms: Optional[float] = None) -> bool:
+    """Whether a timed latency lies in the window [min_ms, budget_ms] (no lower end without
+    ``min_ms``); an untimed one (None) never does."""
+    return latency_ms is not None and (min_ms or 0.0) <= float(latency_ms) <= budget_ms
+
+
 def select_best(rows: Sequence[Row], macs: Optional[float] = None,
                 latency_ms: Optional[float] = None) -> Row:
     """The best row (by its metric) with ``macs`` <= the MACs budget and/or ``latency_ms`` <=

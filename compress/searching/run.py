@@ -14,7 +14,7 @@ from compress.common.config import diff_configs, load_config, save_config
 from compress.models.search_space import load_supernet, search_space_of
 from compress.searching.config import EXHAUSTIVE_RESUMABLE_CHANGES, RESUMABLE_CHANGES, SearchConfig
 from compress.searching.results import (append_row, format_table, higher_is_better, merge_rows, pareto_front,
-                                        read_log, write_summary, write_table)
+                                        read_log, within_latency, write_summary, write_table)
 
 # ----------------------------------------------------------------------------- set-up
 
@@ -309,9 +309,7 @@ def _within(row: Dict[str, Any], cfg: SearchConfig) -> bool:
     if cfg.budget_macs is not None and float(row["macs"]) > cfg.budget_macs:
         return False
     if cfg.budget_latency_ms is not None:
-        latency_ms = row.get("latency_ms")
-        return (latency_ms is not None and float(latency_ms) <= cfg.budget_latency_ms
-                and float(latency_ms) >= (cfg.min_latency_ms or 0.0))
+        return within_latency(row.get("latency_ms"), cfg.budget_latency_ms, cfg.min_latency_ms)
     return True
 
 
