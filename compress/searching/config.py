@@ -68,7 +68,8 @@ class SearchConfig(DeviceSettings, DatasetSettings):
     mutate_prob: float = option(0.2, "evolution: per-position resampling probability of a mutation "
                                      "(upstream default 0.2; its scripts use 0.3-0.4)")
     generations: int = option(500, "evolution: generations after the first population")
-    weighted_sample: float = option(1.0, "evolution: >1 biases the first population to narrow widths")
+    weighted_sample: float = option(1.0, "evolution: >1 biases the first population to narrow widths, "
+                                                "<1 to wide ones (a slow latency window)")
     weight_strategy: str = option("arithmetic", "evolution: arithmetic | geometric progression of those "
                                                 "weights (upstream GauGAN: 3, geometric)")
     seed: int = option(0, "evolution: random seed")

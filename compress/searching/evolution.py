@@ -45,17 +45,20 @@ WEIGHT_STRATEGIES = ("arithmetic", "geometric")
 
 def _position_weights(options: Sequence[int], weighted_sample: float,
                       strategy: str = "arithmetic") -> Optional[List[float]]:
-    """Weights of one position's choices for biased first-generation sampling, over the choices
-    ranked from widest (rank 0) to narrowest (upstream's ``--weighted_sample`` and
-    ``--weight_strategy``): "arithmetic" grows linearly so that the narrowest is drawn
-    ``weighted_sample`` times as often as the widest; "geometric" multiplies by
-    ``weighted_sample`` per rank."""
-    if weighted_sample <= 1.0 + 1e-9 or len(options) < 2:
+    """Weights of one position's choices for biased first-generation sampling (upstream's
+    ``--weighted_sample`` and ``--weight_strategy``). ``weighted_sample`` > 1 favours narrow
+    widths: "arithmetic" grows linearly so that the narrowest is drawn ``weighted_sample`` times
+    as often as the widest; "geometric" multiplies by ``weighted_sample`` per rank. Below 1 (our
+    addition) it mirrors that, favouring wide widths by ``1 / weighted_sample``: a slow latency
+    window (a ladder's quality rung) rejects almost every uniform draw, one timing each."""
+    if abs(weighted_sample - 1.0) <= 1e-9 or len(options) < 2:
         return None
-    ranks = {width: rank for rank, width in enumerate(sorted(set(options), reverse=True))}
+    factor = weighted_sample if weighted_sample > 1 else 1.0 / weighted_sample
+    ranked = sorted(set(options), reverse=weighted_sample > 1)  # rank 0: the width drawn least often
+    ranks = {width: rank for rank, width in enumerate(ranked)}
     if strategy == "geometric":
-        return [weighted_sample ** ranks[width] for width in options]
-    start = (len(ranks) - 1) / (weighted_sample - 1.0)
+        return [factor ** ranks[width] for width in options]
+    start = (len(ranks) - 1) / (factor - 1.0)
     return [start + ranks[width] for width in options]
 
 
@@ -73,7 +76,7 @@ class EvolutionSearch:
         parents_fraction: share of the population kept as parents (upstream 0.25).
         mutation_fraction: share of the children made by mutation, the rest by crossover (0.5).
         mutate_prob: per-position resampling probability of a mutation (scripts: 0.2-0.4).
-        weighted_sample: >1 biases the first generation to narrow widths (1 = uniform), with
+        weighted_sample: >1 biases the first generation to narrow widths, <1 to wide ones (1 = uniform), with
             ``weight_strategy`` "arithmetic" or "geometric" (see `_position_weights`).
         seed: seed of the search's own random generator (nothing else is seeded here).
         max_draws: rejection-sampling draws per child before giving up with BudgetTooTight.
@@ -91,8 +94,9 @@ class EvolutionSearch:
             raise ValueError(f"mutation_fraction must be in [0, 1], got {mutation_fraction}")
         if not 0 < mutate_prob <= 1:
             raise ValueError(f"mutate_prob must be in (0, 1], got {mutate_prob}")
-        if weighted_sample < 1:
-            raise ValueError(f"weighted_sample must be >= 1 (1 = uniform), got {weighted_sample}")
+        if not weighted_sample > 0:
+            raise ValueError(f"weighted_sample must be > 0 (1 = uniform, >1 narrow, <1 wide), "
+                             f"got {weighted_sample}")
         if weight_strategy not in WEIGHT_STRATEGIES:
             raise ValueError(f"weight_strategy must be one of {', '.join(WEIGHT_STRATEGIES)}, "
                              f"got {weight_strategy!r}")
@@ -112,8 +116,9 @@ class EvolutionSearch:
             config = make()
             if self.fits(config):
                 return config
-        raise BudgetTooTight(f"{self.max_draws} {what} draws found no config within the budget; "
-                             "raise the budget (or weighted_sample, to draw narrower configs)")
+        raise BudgetTooTight(f"{self.max_draws} {what} draws found no config within the budget; raise "
+                             "the budget, or change weighted_sample (>1 draws narrower configs, <1 wider "
+                             "ones, for a latency window's lower end)")
 
     def random_config(self, weighted: bool = False) -> Config:
         def make() -> Config:
