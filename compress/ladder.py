@@ -311,9 +311,10 @@ def run_ladder(path: str, overrides: Sequence[str] = (),
         f"({setting['backend']}, {setting['device']}, {setting['threads']} thread(s))")
     timing = (measure, lut, size_hw, network)
 
-    def confirm(config: str) -> float:  # a chosen config timed again: the median of all its timings
+    def remeasure(config: str) -> float:  # a chosen config timed again: the median of all its timings
         return remeasured_latency(measure, lut, config, size_hw, lambda: supernet.make_subnet(config),
                                   network, ladder.confirm_runs)
+    confirm = remeasure if ladder.confirm_runs > 0 else None
     folders, plans, rungs = [main_layout.stage_dir("search")], [], []
     for name, speedup, most in ladder.rung_specs():  # every rung's search first ...
         layout = RungLayout(os.path.join(root, name), main_layout)
@@ -328,15 +329,14 @@ def run_ladder(path: str, overrides: Sequence[str] = (),
         plans.append((name, speedup, layout, rung_pipe, floor_ms))
     pooled = population(folders, *timing, supernet=supernet if ladder.time_population else None)
     for name, speedup, layout, rung_pipe, floor_ms in plans:  # ... then each rung's choice from all rows
-        best = choose_rung(layout, pooled, rung_pipe.budget_latency_ms, log, floor_ms,
-                           confirm if ladder.confirm_runs > 0 else None)
+        best = choose_rung(layout, pooled, rung_pipe.budget_latency_ms, log, floor_ms, confirm)
         log(f"[rung {name}] {best['config']}: {best['latency_ms']:.2f} ms, "
             f"{best['metric']} {best['value']:.4g}")
         run_rung_stages(stages[2:], stages, rung_pipe, tables, layout, path, folders, ladder.reuse_rows, log)
         rungs.append(_finish(name, layout.output("extract"), best, speedup, root, teacher_ms, setting,
                              timing))
     if default is not None:
-        if ladder.confirm_runs > 0:  # its stamped latency as careful as the rungs'
+        if confirm is not None:  # its stamped latency as careful as the rungs'
             confirm(default[1]["config"])
         rungs.append(_finish(ladder.default_rung, default[0], default[1], None, root, teacher_ms, setting,
                              timing))

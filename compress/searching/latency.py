@@ -255,7 +255,8 @@ def remeasured_latency(measure: Callable[..., float], lut: LatencyLUT, config: s
     in the LUT with every run (``runs_ms``) so that later reads agree: one timing on a busy or
     throttling CPU can be off by a quarter, which matters where a choice hangs on it."""
     first, _ = cached_latency(lut, measure, config, size_hw, build, network)  # timed now if unknown
-    runs = [first] + [float(measure(build(), size_hw)) for _ in range(repeats)]
+    model = build() if repeats > 0 else None  # one sub-network for all the repeats
+    runs = [first] + [float(measure(model, size_hw)) for _ in range(repeats)]
     latency_ms = statistics.median(runs)
     _store(lut, measure, config, size_hw, network, latency_ms, runs_ms=runs)
     return latency_ms
