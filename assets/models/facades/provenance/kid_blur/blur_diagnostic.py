@@ -4,7 +4,8 @@ Scores, on the 38 facades validation pairs, the KID against the real photos of: 
 shipped student (v5), the teacher's outputs blurred with Gaussians of growing width, and v5's
 outputs sharpened by an unsharp mask, next to each set's high-frequency energy (mean squared
 Laplacian of the grey image). If blurring the teacher down to v5's high-frequency energy raises
-its KID to v5's, and sharpening v5 lowers it, the gap is mostly sharpness.
+its KID to v5's, and sharpening v5 lowers it, the gap is mostly sharpness. Hybrids (one set's
+low-pass plus the other's high-pass) locate the frequency band that holds the gap.
 
     python assets/models/facades/provenance/kid_blur/blur_diagnostic.py \
         --output=assets/models/facades/provenance/kid_blur/blur_kid.json
@@ -52,7 +53,17 @@ def variants(outputs: dict) -> dict:
             sets[f"{name}, Gaussian blur sigma {sigma}"] = blur(outputs[name], sigma)
     for amount in (0.5, 1.0, 2.0):
         sets[f"v5, unsharp mask amount {amount}"] = sharpen(outputs["v5"], amount)
+    for sigma in (1.0, 2.0, 4.0):  # which frequency band holds the gap: swap the bands
+        sets[f"teacher below sigma {sigma} + v5 above"] = hybrid(outputs["teacher"], outputs["v5"], sigma)
+        sets[f"v5 below sigma {sigma} + teacher above"] = hybrid(outputs["v5"], outputs["teacher"], sigma)
     return sets
+
+
+def hybrid(low_from: np.ndarray, high_from: np.ndarray, sigma: float) -> np.ndarray:
+    """The Gaussian low-pass (``sigma``) of one set plus the high-pass remainder of the other."""
+    low = blur(low_from.astype(np.float64), sigma)
+    high = high_from.astype(np.float64) - blur(high_from.astype(np.float64), sigma)
+    return np.clip(low + high, 0, 255).round().astype(np.uint8)
 
 
 def main() -> None:
