@@ -13,7 +13,9 @@ Student loss (upstream ``distillers/*`` and ``supernets/*``):
            features, a learned perceptual space built from no outside weights)
          + lambda_perceptual * sum_l L1(F_l(S(x)), F_l(T(x)))
          + lambda_style * sum_l L1(Gram(F_l(S(x))), Gram(F_l(T(x))))  (F = a frozen segmenter's
-           encoder, ``compress.distillation.style``)]
+           encoder, ``compress.distillation.style``)
+         + lambda_band * L1(DoG(S(x)), DoG(T(x)))  (DoG = difference of Gaussians between
+           band_sigmas: the mid-scale detail where the facades student's KID gap lives)]
   [cutmix_prob > 0 (not in the paper): on that share of the steps the batch is CutMixed first
    (``compress.data.mixing``), so the teacher is asked about label maps no dataset holds]
   L_D = 1/2 (fake + real)   (SPADE: fake + real, as GauGAN)
@@ -42,7 +44,7 @@ from torch import nn
 
 from compress.data.mixing import cutmix_pairs
 from compress.distillation.features import Adaptors, FeatureHooks, distill_loss, run_generator
-from compress.training.losses import GANLoss, feature_matching_loss, ssim
+from compress.training.losses import GANLoss, band_pass, feature_matching_loss, ssim
 from compress.training.distributed import DistContext, MultiCall, wrap
 from compress.training.gaugan import split_batch
 from compress.training.recipe import Recipe, adam, set_requires_grad
@@ -89,7 +91,8 @@ class DistillRecipe(Recipe):
                  lambda_vgg: float = 10.0, vgg: Optional[nn.Module] = None,
                  lambda_teacher_l1: float = 0.0, lambda_ssim: float = 0.0, lambda_disc_feat: float = 0.0,
                  feature_terms: Optional[nn.Module] = None, lambda_perceptual: float = 0.0,
-                 lambda_style: float = 0.0, cutmix_prob: float = 0.0,
+                 lambda_style: float = 0.0, lambda_band: float = 0.0,
+                 band_sigmas: Sequence[float] = (1.0, 4.0), cutmix_prob: float = 0.0,
                  lr_g: float = 2e-4, lr_d: float = 2e-4, betas: Sequence[float] = (0.5, 0.999),
                  export_name: str = "G"):
         if student.family != teacher.family:
@@ -110,6 +113,7 @@ class DistillRecipe(Recipe):
         # output distillation: the student copies the teacher's translation (both are 0 upstream)
         self.lambda_teacher_l1, self.lambda_ssim = lambda_teacher_l1, lambda_ssim
         self.lambda_disc_feat = lambda_disc_feat
+        self.lambda_band, self.band_sigmas = lambda_band, tuple(band_sigmas)
         if (lambda_perceptual > 0 or lambda_style > 0) and feature_terms is None:
             raise ValueError("lambda_perceptual / lambda_style need feature_terms (a frozen segmenter)")
         self.feature_terms = feature_terms.to(device) if feature_terms is not None else None
@@ -155,6 +159,10 @@ class DistillRecipe(Recipe):
             losses["G_teacher_l1"] = F.l1_loss(fake, teacher_out) * self.lambda_teacher_l1
         if self.lambda_ssim > 0:
             losses["G_ssim"] = (1.0 - ssim(fake, teacher_out)) * self.lambda_ssim
+        if self.lambda_band > 0:
+            fine, coarse = self.band_sigmas
+            losses["G_band"] = F.l1_loss(band_pass(fake, fine, coarse),
+                                         band_pass(teacher_out, fine, coarse)) * self.lambda_band
         if self.feature_terms is not None and (self.lambda_perceptual > 0 or self.lambda_style > 0):
             perceptual, style = self.feature_terms(fake, teacher_out)
             if self.lambda_perceptual > 0:

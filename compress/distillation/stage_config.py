@@ -63,6 +63,11 @@ class StageConfig(RunSettings, OptimizerSettings, DiscriminatorSettings, DataCon
                                       "texture statistics (OMGD's style term; 0 keeps the paper's recipe)")
     style_network: Optional[str] = option(None, "segmenter checkpoint whose encoder features feed "
                                                 "lambda_perceptual / lambda_style (compress.train_segmenter)")
+    lambda_band: float = option(0.0, "weight of L1 between the student's and the teacher's outputs after "
+                                     "a difference of Gaussians (band_fine_sigma..band_coarse_sigma): "
+                                     "mid-scale detail (not in the paper; 0 keeps its recipe)")
+    band_fine_sigma: float = option(1.0, "lambda_band: the band's fine edge, Gaussian sigma in pixels")
+    band_coarse_sigma: float = option(4.0, "lambda_band: the band's coarse edge, Gaussian sigma in pixels")
     cutmix_prob: float = option(0.0, "share of steps whose batch is CutMixed (same box in input and photo) "
                                      "before the teacher and student see it: function-matching "
                                      "distillation (not in the paper; 0 keeps its recipe)")
@@ -80,5 +85,8 @@ class StageConfig(RunSettings, OptimizerSettings, DiscriminatorSettings, DataCon
         if (self.lambda_perceptual > 0 or self.lambda_style > 0) and not self.style_network:
             raise ValueError("lambda_perceptual / lambda_style compare features of a frozen segmenter: set "
                              "style_network = \"assets/models/facades/segmenter.safetensors\" (or your own)")
+        if not 0 < self.band_fine_sigma < self.band_coarse_sigma:
+            raise ValueError(f"band_fine_sigma ({self.band_fine_sigma}) must be > 0 and below "
+                             f"band_coarse_sigma ({self.band_coarse_sigma})")
         if not 0.0 <= self.cutmix_prob <= 1.0:
             raise ValueError(f"cutmix_prob must be in [0, 1], got {self.cutmix_prob}")

@@ -344,7 +344,8 @@ def build_stage_trainer(cfg: StageConfig, ctx, stage: Stage, force: bool = False
         lambda_vgg=cfg.lambda_vgg, vgg=vgg, lambda_teacher_l1=cfg.lambda_teacher_l1,
         lambda_ssim=cfg.lambda_ssim, lambda_disc_feat=cfg.lambda_disc_feat,
         feature_terms=feature_terms(cfg), lambda_perceptual=cfg.lambda_perceptual,
-        lambda_style=cfg.lambda_style, cutmix_prob=cfg.cutmix_prob, lr_g=cfg.lr,
+        lambda_style=cfg.lambda_style, lambda_band=cfg.lambda_band,
+        band_sigmas=(cfg.band_fine_sigma, cfg.band_coarse_sigma), cutmix_prob=cfg.cutmix_prob, lr_g=cfg.lr,
         lr_d=cfg.lr if cfg.lr_D is None else cfg.lr_D,
         betas=(cfg.beta1, cfg.beta2), export_name=stage.export_name)
     meta = dict(stage=stage.name, trained_with=f"compress.{stage.name}", teacher=cfg.teacher,

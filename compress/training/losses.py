@@ -191,6 +191,30 @@ def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5,
     return score.mean()
 
 
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian low-pass of an NCHW batch (kernel +-3 sigma, reflect-padded, so the
+    output keeps the input's size)."""
+    radius = max(1, int(round(3 * sigma)))
+    coords = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    g = torch.exp(-(coords ** 2) / (2 * sigma ** 2))
+    g = g / g.sum()
+    channels = x.size(1)
+    if min(x.size(2), x.size(3)) <= radius:
+        raise ValueError(f"gaussian_blur: sigma {sigma} needs images larger than {radius} pixels, "
+                         f"got {tuple(x.shape[2:])}")
+    x = F.pad(x, (radius, radius, radius, radius), mode="reflect")
+    x = F.conv2d(x, g.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
+    return F.conv2d(x, g.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+
+
+def band_pass(x: torch.Tensor, fine_sigma: float, coarse_sigma: float) -> torch.Tensor:
+    """Difference of Gaussians: the detail of ``x`` between the scales ``fine_sigma`` and
+    ``coarse_sigma`` (pixels); 0 for a constant image."""
+    if not 0 < fine_sigma < coarse_sigma:
+        raise ValueError(f"band_pass needs 0 < fine_sigma < coarse_sigma, got {fine_sigma}, {coarse_sigma}")
+    return gaussian_blur(x, fine_sigma) - gaussian_blur(x, coarse_sigma)
+
+
 # ----------------------------------------------------------------------------- image pool
 
 class ImagePool:

@@ -106,6 +106,7 @@ def test_a_fixed_sub_network_student_grows_from_a_smaller_one(tmp_path, capsys):
     assert main(args(f"--teacher={dense}", f"--output_dir={run}", "--prune=false",
                      "--student_config=3_2_2_4_4_2_2_2", f"--init_student={small_path}",
                      "--lambda_teacher_l1=10", "--lambda_ssim=1", "--lambda_disc_feat=1", "--nepochs=1",
+                     "--lambda_band=1",
                      "--lambda_perceptual=1", "--lambda_style=100", f"--style_network={SEGMENTER}",
                      "--nepochs_decay=0")) == 0
     exported, meta = load_generator(str(run / "student.safetensors"))

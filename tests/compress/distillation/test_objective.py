@@ -110,6 +110,22 @@ def test_output_distillation_terms_compare_the_student_with_the_teacher():
     assert "G_teacher_l1" not in default and "G_ssim" not in default  # the paper's recipe
 
 
+def test_band_term_compares_the_mid_scale_detail_of_student_and_teacher():
+    """lambda_band (off by default): L1 between difference-of-Gaussians of S(x) and T(x)."""
+    from compress.training.losses import band_pass
+    recipe = make_recipe(fixed_sampler(SPACE.smallest()), adaptors=False, lambda_gan=0.0, lambda_recon=0.0,
+                         lambda_band=5.0, band_sigmas=(0.5, 2.0))
+    data = batch()
+    with torch.no_grad():
+        fake = recipe.modules["G"](data["A"], config=SPACE.smallest())
+        teacher_out = recipe.teacher(data["A"])
+    expected = 5.0 * F.l1_loss(band_pass(fake, 0.5, 2.0), band_pass(teacher_out, 0.5, 2.0)).item()
+    losses = recipe.train_step(data)
+    assert abs(losses["G_band"] - expected) < 1e-4 and expected > 0
+    default = make_recipe(fixed_sampler(SPACE.smallest()), adaptors=False).train_step(batch())
+    assert "G_band" not in default  # the paper's recipe
+
+
 def test_discriminator_feature_term_matches_the_students_d_features_to_the_teachers():
     """lambda_disc_feat (off by default): L1 between D's hidden features of (x, S(x)) and
     (x, T(x)), summed over the LeakyReLU outputs; the logits are left to the GAN term."""

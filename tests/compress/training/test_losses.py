@@ -108,3 +108,27 @@ def test_ssim_is_one_for_identical_images_and_drops_with_noise():
     assert fake.grad is not None and torch.isfinite(fake.grad).all()
     with pytest.raises(ValueError, match="NCHW"):
         ssim(image, image[:1])
+
+
+def test_gaussian_blur_keeps_size_and_constants_and_band_pass_keeps_only_mid_scales():
+    from compress.training.losses import band_pass, gaussian_blur
+    torch.manual_seed(0)
+    flat = torch.full((1, 3, 32, 32), 0.3)
+    assert torch.allclose(gaussian_blur(flat, 2.0), flat, atol=1e-6)
+    assert band_pass(flat, 1.0, 4.0).abs().max() < 1e-6  # no detail in a constant image
+    noise = torch.randn(2, 3, 32, 32)
+    blurred = gaussian_blur(noise, 1.0)
+    assert blurred.shape == noise.shape and blurred.std() < 0.5 * noise.std()  # pixel noise is removed
+    # a wave of period 8 px lies inside the 1-4 px band; one of period 2 px (finer) and a ramp
+    # across the image (coarser) are mostly removed
+    x = torch.arange(64, dtype=torch.float32)
+    def wave(period):
+        return torch.sin(2 * torch.pi * x / period).expand(1, 1, 64, 64).contiguous()
+    mid = band_pass(wave(8), 1.0, 4.0)[..., 16:-16, 16:-16].std()
+    fine = band_pass(wave(2.5), 1.0, 4.0)[..., 16:-16, 16:-16].std()
+    coarse = band_pass(wave(64), 1.0, 4.0)[..., 16:-16, 16:-16].std()
+    assert mid > 4 * fine and mid > 4 * coarse
+    with pytest.raises(ValueError, match="fine_sigma < coarse_sigma"):
+        band_pass(noise, 4.0, 1.0)
+    with pytest.raises(ValueError, match="larger than"):
+        gaussian_blur(torch.zeros(1, 1, 8, 8), 4.0)
