@@ -10,6 +10,8 @@
   copy), read without unpickling code.
 - `ssim`: structural similarity with a Gaussian window, for OMGD-style output distillation
   (``1 - SSIM(student, teacher)`` as a loss term of the compression stages).
+- `gaussian_blur` / `band_pass`: a separable Gaussian low-pass and a difference of Gaussians,
+  for the stages' band term (L1 between the mid-scale detail of student and teacher outputs).
 - `ImagePool`: CycleGAN's history buffer of generated images shown to the discriminator; its
   contents are part of the resumable training state (`state_dict` / `load_state_dict`).
 """
