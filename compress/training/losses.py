@@ -158,12 +158,17 @@ class VGGPerceptualLoss(nn.Module):
         return loss
 
 
-# ----------------------------------------------------------------------------- SSIM
+# ----------------------------------------------------------------------------- SSIM and Gaussian filters
 
-def _gaussian_window(size: int, sigma: float, channels: int, like: torch.Tensor) -> torch.Tensor:
+def _gaussian_1d(size: int, sigma: float, like: torch.Tensor) -> torch.Tensor:
+    """A normalised 1-D Gaussian of ``size`` taps, centred, in ``like``'s dtype and device."""
     coords = torch.arange(size, dtype=like.dtype, device=like.device) - (size - 1) / 2.0
     g = torch.exp(-(coords ** 2) / (2 * sigma ** 2))
-    g = g / g.sum()
+    return g / g.sum()
+
+
+def _gaussian_window(size: int, sigma: float, channels: int, like: torch.Tensor) -> torch.Tensor:
+    g = _gaussian_1d(size, sigma, like)
     return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
 
 
@@ -197,13 +202,10 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian low-pass of an NCHW batch (kernel +-3 sigma, reflect-padded, so the
     output keeps the input's size)."""
     radius = max(1, int(round(3 * sigma)))
-    coords = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    g = torch.exp(-(coords ** 2) / (2 * sigma ** 2))
-    g = g / g.sum()
-    channels = x.size(1)
     if min(x.size(2), x.size(3)) <= radius:
         raise ValueError(f"gaussian_blur: sigma {sigma} needs images larger than {radius} pixels, "
                          f"got {tuple(x.shape[2:])}")
+    g, channels = _gaussian_1d(2 * radius + 1, sigma, x), x.size(1)
     x = F.pad(x, (radius, radius, radius, radius), mode="reflect")
     x = F.conv2d(x, g.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
     return F.conv2d(x, g.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
