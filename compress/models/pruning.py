@@ -12,6 +12,11 @@ influences a kept one, the student computes exactly the teacher's kept activatio
 
     student = prune_resnet(mobile_teacher, 48)                 # MobileResnetGenerator ngf 48
     student = prune_resnet(mobile_teacher, "32_32_48_32_48_48_16_16")   # a sub-network
+    student = prune_resnet(sub_network, "16_16_16_32_8_8_16_8")         # a narrower sub-network
+
+The source may itself be a sub-network (``sub_mobile_resnet_9blocks``): a trained compact student
+can then be narrowed in some layers before being grown in others (``compress.distill``'s
+``init_student`` fills the wider ones), to move its compute between layers without starting over.
 """
 from typing import Dict, Optional, Union
 
@@ -19,7 +24,8 @@ import torch
 from torch import nn
 
 from compress.models import build_generator
-from compress.models.resnet import MobileResnetGenerator, ResnetGenerator, ResnetWidths
+from compress.models.resnet import (MobileResnetGenerator, ResnetGenerator, ResnetWidths,
+                                   SubMobileResnetGenerator)
 
 Indices = torch.Tensor
 
@@ -70,13 +76,15 @@ def channel_plan(teacher: nn.Module, widths: ResnetWidths) -> Dict[str, Indices]
 
 def prune_resnet(teacher: nn.Module, student: Union[int, str, tuple, list]) -> nn.Module:
     """A student of the teacher's kind (ngf ``student``) or a sub-network (config ``student``),
-    holding the teacher's top-L1 channels. Raises ValueError when the student is wider."""
-    if not isinstance(teacher, (ResnetGenerator, MobileResnetGenerator)):
-        raise ValueError(f"prune_resnet takes a resnet_9blocks or mobile_resnet_9blocks teacher, got "
-                         f"{type(teacher).__name__}")
+    holding the teacher's top-L1 channels. The teacher may be a dense or mobile ResNet generator or
+    a sub-network. Raises ValueError when the student is wider."""
+    if not isinstance(teacher, (ResnetGenerator, MobileResnetGenerator, SubMobileResnetGenerator)):
+        raise ValueError(f"prune_resnet takes a resnet_9blocks, mobile_resnet_9blocks or "
+                         f"sub_mobile_resnet_9blocks teacher, got {type(teacher).__name__}")
     model = _student_for(teacher, student)
     if not model.widths.fits_in(teacher.widths):
-        raise ValueError(f"the student ({student}) is wider than the teacher (ngf {teacher.ngf}) somewhere; "
+        source = f"config {teacher.config}" if hasattr(teacher, "config") else f"ngf {teacher.ngf}"
+        raise ValueError(f"the student ({student}) is wider than the teacher ({source}) somewhere; "
                          "pruning can only remove channels")
     plan = channel_plan(teacher, model.widths)
     mobile = not isinstance(teacher, ResnetGenerator)

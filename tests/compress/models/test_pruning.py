@@ -112,5 +112,25 @@ def test_prune_to_a_sub_network_and_dense_teachers():
         prune_resnet(mobile, 12)
     with pytest.raises(ValueError, match="give an int ngf"):
         prune_resnet(build_generator("resnet_9blocks", ngf=4), "4_4_4_4_4_4_4_4")
-    with pytest.raises(ValueError, match="takes a resnet_9blocks or mobile_resnet_9blocks"):
+    with pytest.raises(ValueError, match="takes a resnet_9blocks, mobile_resnet_9blocks or sub_mobile"):
         prune_resnet(build_generator("super_mobile_resnet_9blocks", ngf=4), 2)
+
+
+def test_a_sub_network_prunes_into_a_narrower_sub_network():
+    """Narrowing a trained compact student: top-L1 channels of each layer, wider spots refused."""
+    torch.manual_seed(3)
+    source = build_generator("sub_mobile_resnet_9blocks", config="8_4_8_8_4_4_4_4").eval()
+    narrow = prune_resnet(source, "4_4_8_4_4_4_4_2").eval()
+    assert type(narrow).__name__ == "SubMobileResnetGenerator" and narrow.config == "4_4_8_4_4_4_4_2"
+    plan = channel_plan(source, narrow.widths)
+    s, n = source.state_dict(), narrow.state_dict()
+    stem_l1 = s["model.1.weight"].abs().sum((1, 2, 3))
+    assert plan["model.1"].tolist() == sorted(stem_l1.topk(4).indices.tolist())
+    assert torch.equal(n["model.4.weight"], s["model.4.weight"][:, plan["model.1"]])  # down1 kept whole
+    inner = "model.10.conv_block.1.conv.2.weight"  # first third: 32 -> 16 inner channels
+    assert torch.equal(n[inner], s[inner][plan["model.10.conv_block.1"]])
+    assert n["model.16.conv_block.1.conv.2.weight"].shape == s["model.16.conv_block.1.conv.2.weight"].shape
+    assert torch.equal(n["model.26.weight"], s["model.26.weight"][:, plan["model.22"]])
+    assert narrow(torch.zeros(1, 3, 32, 32)).shape == (1, 3, 32, 32)
+    with pytest.raises(ValueError, match=r"wider than the teacher \(config 8_4_8_8_4_4_4_4\)"):
+        prune_resnet(source, "8_4_8_8_4_4_4_8")
