@@ -1,5 +1,5 @@
-"""L1-norm channel pruning of a ResNet-family teacher into a narrower student (the
-"pre-distillation" step of the original GAN Compression flow, upstream
+"""L1-norm channel pruning of a ResNet-family teacher (or a trained sub-network) into a narrower
+student (the "pre-distillation" step of the original GAN Compression flow, upstream
 ``utils/weight_transfer.py``).
 
 For every layer whose width shrinks, the kept output channels are the ``k`` filters with the

@@ -24,7 +24,8 @@ def main() -> None:
     parser.add_argument("--output", required=True, help="where to write the narrowed checkpoint")
     args = parser.parse_args()
     source, meta = load_generator(args.source)
-    narrow = encode_config([min(a, b) for a, b in zip(parse_config(source.config), parse_config(args.target))])
+    pairs = zip(parse_config(source.config), parse_config(args.target))
+    narrow = encode_config([min(a, b) for a, b in pairs])
     model = prune_resnet(source, narrow)
     saved = save_generator(model, args.output, generator_metadata(
         model, resolution=tuple(meta["resolution"]), palette=meta.get("palette"),
