@@ -18,8 +18,9 @@ from compress.models.search_space import encode_config, parse_config
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--source", default="assets/models/facades/compressed.safetensors",
-                        help="the student to narrow (default: the shipped v5)")
+    parser.add_argument("--source", default="assets/models/facades/provenance/v5_student.safetensors",
+                        help="the student to narrow (default: v5, which was compressed.safetensors "
+                             "when v10 was made)")
     parser.add_argument("--target", default="16_16_16_32_8_8_16_16", help="v10's config")
     parser.add_argument("--output", required=True, help="where to write the narrowed checkpoint")
     args = parser.parse_args()
