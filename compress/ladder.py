@@ -420,10 +420,19 @@ def _finish(name: str, source: str, best: Dict[str, Any], speedup_target: Option
             "value": best["value"], "validation": meta.get("validation") or {}}
 
 
+def write_ladder_plot(path: str, rows: Sequence[Dict[str, Any]], rungs: Sequence[Dict[str, Any]],
+                      teacher_ms: float, title: str) -> Dict[str, int]:
+    """The population's mIoU against latency with each rung marked (a rung without a score, e.g.
+    a default student trained elsewhere, as a dotted line at its latency)."""
+    from compress.searching.plot import write_population_plot
+    marked = {r["name"]: {"config": r["config"], "value": r["value"], "latency_ms": r["latency_ms"]}
+              for r in rungs}
+    return write_population_plot(path, rows, "latency_ms", marked, ("teacher", teacher_ms), title=title)
+
+
 def _write_outputs(root: str, pipe: PipelineConfig, rungs: List[Dict[str, Any]], rows: List[Dict[str, Any]],
                    teacher_ms: float, setting: Dict[str, Any], log: Callable[[str], None]) -> Dict[str, Any]:
     from compress.common.atomic import atomic_write_text
-    from compress.searching.plot import write_population_plot
     from compress.searching.results import write_table
     rungs = sorted(rungs, key=lambda r: r["latency_ms"], reverse=True)  # slowest (best) first
     by_config: Dict[str, List[str]] = {}
@@ -435,10 +444,7 @@ def _write_outputs(root: str, pipe: PipelineConfig, rungs: List[Dict[str, Any]],
                 "found nothing better apart; spread the speedups or search longer (more generations)")
     write_table(os.path.join(root, "population.json"), rows)
     plot = os.path.join(root, "quality_vs_latency.png")
-    marked = {r["name"]: {"config": r["config"], "value": r["value"], "latency_ms": r["latency_ms"]}
-              for r in rungs}
-    counts = write_population_plot(plot, rows, "latency_ms", marked, ("teacher", teacher_ms),
-                                   title=f"the sub-networks scored in {pipe.output_dir}")
+    counts = write_ladder_plot(plot, rows, rungs, teacher_ms, f"the sub-networks scored in {pipe.output_dir}")
     summary = {"teacher": pipe.teacher, "teacher_latency_ms": teacher_ms, "latency_setting": setting,
                "rungs": rungs, "population": os.path.join(root, "population.json"), "plot": plot,
                "plotted": counts["plotted"]}

@@ -11,7 +11,7 @@ last up-sampling layer (model.22), which draws the 128x128 feature map.
 """
 import argparse
 
-from compress.models.checkpoints import generator_metadata, load_generator, save_generator
+from compress.models.checkpoints import load_generator, save_generator
 from compress.models.pruning import prune_resnet
 from compress.models.search_space import encode_config, parse_config
 
@@ -28,9 +28,9 @@ def main() -> None:
     pairs = zip(parse_config(source.config), parse_config(args.target))
     narrow = encode_config([min(a, b) for a, b in pairs])
     model = prune_resnet(source, narrow)
-    saved = save_generator(model, args.output, generator_metadata(
-        model, resolution=tuple(meta["resolution"]), palette=meta.get("palette"),
-        input_kind=meta.get("input_kind"), pruned_from=args.source))
+    saved = save_generator(model, args.output, resolution=tuple(meta["resolution"]),
+                           palette=meta.get("palette"), input_kind=meta.get("input_kind"),
+                           pruned_from=args.source)
     print(f"{args.source} ({source.config}) -> {narrow}: {saved['macs'] / 1e6:.1f}M MACs, "
           f"written to {args.output}")
 

@@ -6,8 +6,8 @@ run), with the default rung's dotted line at the latency stamped in ``compressed
 """
 import json
 
+from compress.ladder import write_ladder_plot
 from compress.models.checkpoints import read_state_dict
-from compress.searching.plot import write_population_plot
 from compress.searching.results import read_rows
 
 LADDER = "assets/models/facades/provenance/ladder/"
@@ -17,16 +17,11 @@ def main() -> None:
     with open(LADDER + "ladder.json") as f:
         ladder = json.load(f)
     _, meta = read_state_dict("assets/models/facades/compressed.safetensors")
-    marked = {}
-    for rung in ladder["rungs"]:
-        row = {"config": rung["config"], "value": rung["value"], "latency_ms": rung["latency_ms"]}
-        if rung["name"] == meta["rung"]:
-            row.update(config=meta["config"], latency_ms=meta["latency_ms"])
-        marked[rung["name"]] = row
-    rows = read_rows(LADDER + "population.json")
-    counts = write_population_plot("docs/facades-ladder.png", rows, "latency_ms", marked,
-                                   ("teacher", ladder["teacher_latency_ms"]),
-                                   title="the sub-networks scored in runs/facades_cutmix_compress")
+    rungs = [dict(rung, config=meta["config"], latency_ms=meta["latency_ms"]) if rung["name"] == meta["rung"]
+             else rung for rung in ladder["rungs"]]
+    counts = write_ladder_plot("docs/facades-ladder.png", read_rows(LADDER + "population.json"), rungs,
+                               ladder["teacher_latency_ms"],
+                               "the sub-networks scored in runs/facades_cutmix_compress")
     print(f"docs/facades-ladder.png: {counts['plotted']} sub-networks, default rung {meta['config']} "
           f"at {meta['latency_ms']} ms")
 
